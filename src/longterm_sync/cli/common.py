@@ -1,0 +1,206 @@
+"""What every command shares: common flags, config/profile resolution, logging, rendering.
+
+A command module under ``longterm_sync.cli`` defines ``NAME``, ``HELP`` (one line),
+``DESCRIPTION``, ``EXAMPLES``, ``add_arguments(parser)`` and ``run(ctx) -> int``. It turns flags
+into options, calls one pipeline coroutine through :meth:`Context.run_async`, and returns
+:meth:`Context.render` of the pipeline's summary. Nothing below the CLI prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import orjson
+
+from ..config import Config, ServerProfile, load_config, mask_token
+from ..errors import EXIT_STATUS_HELP, ExitCode, UsageError
+from ..summary import Summary
+
+T = TypeVar("T")
+log = logging.getLogger("longterm_sync")
+
+HELP_WIDTH = 100
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr and exit status 2, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def help_formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, width=HELP_WIDTH, max_help_position=32)
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--server``, ``--token``, ``--key`` as the original scripts spelled them."""
+    group = parser.add_argument_group("server")
+    group.add_argument(
+        "--server",
+        nargs="?",
+        const="dev",
+        default="dev",
+        metavar="SERVER",
+        help="profile name from config.toml (dev, prod, ...) or a URL https://host (default: dev)",
+    )
+    group.add_argument(
+        "--token",
+        nargs="?",
+        default=None,
+        metavar="TOKEN",
+        help="REST token (40 hex digits); overrides the profile's token; never printed in full",
+    )
+    group.add_argument(
+        "--key",
+        nargs="?",
+        default=None,
+        metavar="KEY",
+        help="SSH private key of the media account (default: the profile's key, "
+        "or ~/.ssh/media@<host>)",
+    )
+    group.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="config file (default: $LONGTERM_CONFIG, ./config.toml, "
+        "~/.config/longterm/config.toml)",
+    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, *, output_dir: bool = True) -> None:
+    group = parser.add_argument_group("output")
+    if output_dir:
+        group.add_argument(
+            "--output-dir",
+            "--output_dir",
+            dest="output_dir",
+            default=".",
+            metavar="DIR",
+            help="where files are written (default: the current folder)",
+        )
+    group.add_argument(
+        "--json", action="store_true", help="print a machine-readable JSON summary on stdout"
+    )
+    group.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail on stderr (-vv: debug)"
+    )
+    group.add_argument("-q", "--quiet", action="store_true", help="only errors and failures")
+
+
+class TokenMaskFilter(logging.Filter):
+    """Last line of defence: no known token reaches a log record unmasked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                if secret and secret in message:
+                    message = message.replace(secret, mask_token(secret))
+            record.msg, record.args = message, None
+        return True
+
+
+MASK_FILTER = TokenMaskFilter()
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose >= 2 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(MASK_FILTER)
+    root = logging.getLogger("longterm_sync")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for noisy in ("asyncssh", "aiohttp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux): measurably faster for SSH and many sockets."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
+
+
+@dataclass
+class Context:
+    """Parsed flags plus lazily loaded config; handed to a command's ``run``."""
+
+    args: argparse.Namespace
+    command: str
+    stdout: Any = field(default_factory=lambda: sys.stdout)
+
+    @cached_property
+    def config(self) -> Config:
+        config = load_config(getattr(self.args, "config", None))
+        for warning in config.warnings:
+            log.warning("warning: %s", warning)
+        return config
+
+    @cached_property
+    def profile(self) -> ServerProfile:
+        profile = self.config.profile(
+            getattr(self.args, "server", None),
+            token=getattr(self.args, "token", None),
+            key=getattr(self.args, "key", None),
+        )
+        if profile.token:
+            MASK_FILTER.secrets.add(profile.token)
+        return profile
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(getattr(self.args, "output_dir", ".") or ".")
+
+    def run_async(self, coro: Coroutine[Any, Any, T]) -> T:
+        return run_async(coro)
+
+    def echo(self, text: str = "") -> None:
+        """Human output on stdout, suppressed by --json and --quiet."""
+        if not getattr(self.args, "json", False) and not getattr(self.args, "quiet", False):
+            print(text, file=self.stdout)
+
+    def render(self, summary: Summary) -> int:
+        if getattr(self.args, "json", False):
+            self.stdout.write(
+                orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
+            )
+        else:
+            lines = summary.lines()
+            if getattr(self.args, "quiet", False):
+                lines = [ln for ln in lines if ln.startswith(("  ", "warning")) or "failed" in ln]
+            for line in lines:
+                print(line, file=self.stdout)
+        return int(summary.exit_code)
+
+
+def fail_usage(message: str, hint: str | None = None) -> NoReturn:
+    raise UsageError(message, hint=hint)
+
+
+def epilog(examples: str = "") -> str:
+    text = EXIT_STATUS_HELP
+    if examples:
+        text = "EXAMPLES\n" + examples.rstrip() + "\n\n" + text
+    return text

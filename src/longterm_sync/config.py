@@ -1,0 +1,386 @@
+"""Config profiles (``config.toml``), concurrency limits, and how a ``--server`` value resolves.
+
+Lookup order for the file: ``--config PATH``, ``$LONGTERM_CONFIG``, ``./config.toml``,
+``~/.config/longterm/config.toml``. Without any file the built-in ``dev`` and ``prod``
+profiles exist but have no URL, so ``--server=URL`` still works as in the original scripts.
+
+Tokens never appear in a ``repr`` or a message: use :func:`mask_token`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+DEFAULT_SERVER = "dev"
+DEFAULT_TIMEZONE = "Europe/Warsaw"
+DEFAULT_MEDIA_DIR = "media/videos"
+DEFAULT_SSH_USER = "media"
+CONFIG_ENV = "LONGTERM_CONFIG"
+
+
+def mask_token(token: str | None) -> str:
+    """``d2f1...7594``: enough to tell two tokens apart, useless to an onlooker."""
+    if not token:
+        return "<none>"
+    if len(token) < 12:
+        return "*" * len(token)
+    return f"{token[:4]}...{token[-4:]}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Every concurrency and retry limit, with what raising it costs.
+
+    Read from ``[limits]`` in ``config.toml``; unknown keys are an error so a typo is not
+    silently ignored.
+    """
+
+    rest_concurrency: int = 8
+    """HTTP requests in flight at once. Each holds one TCP connection (the platform closes
+    the connection after every response) and one response body in memory, and costs the
+    server a gunicorn worker: do not exceed the server's worker count."""
+
+    window_days: int = 31
+    """Days per results/feedback request. Bounds the size of one response (memory) however
+    long the study runs; smaller windows mean more requests."""
+
+    retries: int = 5
+    """Extra attempts for a GET after a connection error, timeout, reset or 5xx."""
+
+    retry_max_seconds: float = 120.0
+    """Total time one request may spend retrying (backoff included) before it fails."""
+
+    retry_base_delay: float = 0.5
+    """First backoff delay in seconds; doubles each attempt, with full jitter."""
+
+    connect_timeout: float = 15.0
+    """Seconds to establish a TCP/TLS connection."""
+
+    read_timeout: float = 600.0
+    """Seconds for a whole response; a large unfiltered list on the real server is slow."""
+
+    sftp_connections: int = 1
+    """SSH connections to the media account. Each is one sshd process on the server and one
+    encrypted stream; in one Python process the event loop, not the socket, is the limit."""
+
+    sftp_transfers: int = 4
+    """Files in flight per SSH connection. Each costs ``sftp_max_requests * block size`` of
+    buffers (about 32 MiB at the defaults)."""
+
+    sftp_block_size: int = 0
+    """SFTP read/write block size in bytes; 0 keeps asyncssh's default (OpenSSH's maximum
+    read, 261120 bytes). A flat 256 KiB splits every request and was measured slower."""
+
+    sftp_max_requests: int = 128
+    """Parallel SFTP requests per file transfer (pipelining depth)."""
+
+    checkers: int = 8
+    """Cheap checks in parallel (stat, md5 of a local file, reading a remote sidecar)."""
+
+    def validate(self) -> Limits:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value < 0 or (value == 0 and f.name not in {"sftp_block_size", "retries"}):
+                raise ConfigError(f"[limits] {f.name} must be positive, got {value}")
+        return self
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str) -> Limits:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{source}: unknown setting [limits] {key}",
+                    hint=f"known: {', '.join(sorted(known))}",
+                )
+            want = int if isinstance(getattr(cls(), key), int) else float
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{source}: [limits] {key} must be a number, got {value!r}")
+            if want is int and not isinstance(value, int):
+                raise ConfigError(f"{source}: [limits] {key} must be a whole number")
+            kwargs[key] = want(value)
+        return cls(**kwargs).validate()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerProfile:
+    """One platform server: REST URL and token, SSH media account, study settings."""
+
+    name: str
+    url: str
+    token: str | None = field(default=None, repr=False)
+    token_source: str = "--token"
+    ssh_user: str = DEFAULT_SSH_USER
+    ssh_host: str = ""
+    ssh_port: int = 22
+    key: Path = Path()
+    known_hosts: Path = Path()
+    media_dir: str = DEFAULT_MEDIA_DIR
+    timezone: str = DEFAULT_TIMEZONE
+    salt: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"ServerProfile(name={self.name!r}, url={self.url!r}, "
+            f"token={mask_token(self.token)}, ssh={self.ssh_user}@{self.ssh_host}:{self.ssh_port})"
+        )
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_production(self) -> bool:
+        return self.name == "prod"
+
+    def require_token(self) -> str:
+        if not self.token:
+            raise ConfigError(
+                f"no REST token for server '{self.name}'",
+                hint=f"set {self.token_source}"
+                if self.token_source != "--token"
+                else "pass --token=<40 hex digits>",
+            )
+        return self.token
+
+    def require_key(self) -> Path:
+        if not self.key.is_file():
+            raise ConfigError(
+                f"SSH key {self.key} for {self.ssh_user}@{self.ssh_host} does not exist",
+                hint="pass --key=PATH or set key in the server's profile",
+            )
+        if not os.access(self.key, os.R_OK):
+            raise ConfigError(f"SSH key {self.key} is not readable", hint="check its permissions")
+        return self.key
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded config file (or the built-in defaults when there is none)."""
+
+    path: Path | None
+    servers: Mapping[str, Mapping[str, Any]]
+    limits: Limits
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def profile(
+        self, server: str | None, *, token: str | None = None, key: str | None = None
+    ) -> ServerProfile:
+        """Resolve ``--server`` (a profile name or a URL) with ``--token``/``--key``."""
+        server = (server or DEFAULT_SERVER).strip()
+        if server in self.servers:
+            return _build_profile(server, self.servers[server], self, token=token, key=key)
+        if _looks_like_url(server):
+            url = server if "://" in server else f"https://{server}"
+            return _build_profile(url, {"url": url}, self, token=token, key=key, adhoc=True)
+        known = ", ".join(sorted(self.servers)) or "none"
+        where = str(self.path) if self.path else "no config file found"
+        raise ConfigError(
+            f"unknown server profile '{server}' (profiles: {known}; {where})",
+            hint="pass --server=https://host or add [servers." + server + "] to config.toml",
+        )
+
+
+def _looks_like_url(value: str) -> bool:
+    return "://" in value or "." in value or ":" in value or value == "localhost"
+
+
+def _env_lookup(name: str, dotenv: Mapping[str, str]) -> str | None:
+    value = os.environ.get(name)
+    if value:
+        return value.strip()
+    value = dotenv.get(name)
+    return value.strip() if value else None
+
+
+def read_dotenv(path: Path = Path(".env")) -> dict[str, str]:
+    """The old scripts kept tokens in ``./.env``; keep reading it as a fallback."""
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        values[key] = value.strip().strip("'\"")
+    return values
+
+
+def _build_profile(
+    name: str,
+    raw: Mapping[str, Any],
+    config: Config,
+    *,
+    token: str | None,
+    key: str | None,
+    adhoc: bool = False,
+) -> ServerProfile:
+    where = f"{config.path or 'config'} [servers.{name}]"
+    merged: dict[str, Any] = {**config.defaults, **raw}
+    url = str(merged.get("url") or "").strip().rstrip("/")
+    if not url:
+        raise ConfigError(
+            f"server profile '{name}' has no url",
+            hint=f'add url = "https://..." to {where} or pass --server=https://host',
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: url {url!r} is not an http(s) URL")
+    dotenv = read_dotenv()
+    token_source = "--token"
+    resolved_token = token
+    if resolved_token is None and not adhoc:
+        if merged.get("token"):
+            resolved_token = str(merged["token"]).strip()
+            token_source = f"token in {where}"
+        else:
+            env_name = str(merged.get("token_env") or f"TOKEN_{name.upper().replace('-', '_')}")
+            resolved_token = _env_lookup(env_name, dotenv)
+            token_source = f"the environment variable {env_name}"
+            if not resolved_token:
+                token_source = (
+                    f"the environment variable {env_name} (or token in {where}, or --token)"
+                )
+    ssh_host = str(merged.get("ssh_host") or parts.hostname)
+    key_path = key or merged.get("key") or f"~/.ssh/media@{ssh_host}"
+    salt = merged.get("salt")
+    if salt is None and merged.get("salt_env"):
+        salt = _env_lookup(str(merged["salt_env"]), dotenv)
+    timezone = str(merged.get("timezone") or DEFAULT_TIMEZONE)
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{where}: unknown timezone {timezone!r}") from exc
+    try:
+        ssh_port = int(merged.get("ssh_port") or 22)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: ssh_port must be a number") from exc
+    base = config.path.parent if config.path else Path.cwd()
+    return ServerProfile(
+        name=name,
+        url=url,
+        token=resolved_token or None,
+        token_source=token_source,
+        ssh_user=str(merged.get("ssh_user") or DEFAULT_SSH_USER),
+        ssh_host=ssh_host,
+        ssh_port=ssh_port,
+        key=_resolve_path(str(key_path), base if not key else Path.cwd()),
+        known_hosts=_resolve_path(str(merged.get("known_hosts") or "~/.ssh/known_hosts"), base),
+        media_dir=str(merged.get("media_dir") or DEFAULT_MEDIA_DIR),
+        timezone=timezone,
+        salt=str(salt or ""),
+    )
+
+
+def _resolve_path(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None) -> Path | None:
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist", hint="check --config")
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from ${CONFIG_ENV}) does not exist")
+        return path
+    for candidate in (Path("config.toml"), Path("~/.config/longterm/config.toml").expanduser()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_PROFILE_KEYS = {
+    "url",
+    "token",
+    "token_env",
+    "ssh_user",
+    "ssh_host",
+    "ssh_port",
+    "key",
+    "known_hosts",
+    "media_dir",
+    "timezone",
+    "salt",
+    "salt_env",
+}
+
+_BUILTIN_SERVERS: dict[str, dict[str, Any]] = {
+    "dev": {"token_env": "TOKEN_DEV"},
+    "prod": {"token_env": "TOKEN_PROD"},
+}
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Find, parse and validate the config file; every problem is a one-line ConfigError."""
+    path = find_config_file(explicit)
+    if path is None:
+        return Config(path=None, servers=dict(_BUILTIN_SERVERS), limits=Limits())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
+    source = str(path) if path else "config"
+    servers_raw = data.get("servers", {})
+    if not isinstance(servers_raw, dict):
+        raise ConfigError(f"{source}: [servers] must be a table of profiles")
+    servers: dict[str, dict[str, Any]] = {k: dict(v) for k, v in _BUILTIN_SERVERS.items()}
+    holds_token = False
+    for name, table in servers_raw.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [servers.{name}] must be a table")
+        unknown = set(table) - _PROFILE_KEYS
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key(s) {', '.join(sorted(unknown))} in [servers.{name}]",
+                hint=f"known: {', '.join(sorted(_PROFILE_KEYS))}",
+            )
+        holds_token = holds_token or bool(table.get("token"))
+        servers[name] = {**servers.get(name, {}), **table}
+    limits_raw = data.get("limits", {})
+    if not isinstance(limits_raw, dict):
+        raise ConfigError(f"{source}: [limits] must be a table")
+    limits = Limits.from_mapping(limits_raw, source)
+    defaults = {k: v for k, v in data.items() if k in {"salt", "salt_env", "timezone"}}
+    warnings: list[str] = []
+    if path is not None and holds_token:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            mode = 0
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.append(
+                f"{path} holds a token and is readable by others (mode {stat.S_IMODE(mode):o}); "
+                f"run: chmod 600 {path}"
+            )
+    return Config(
+        path=path, servers=servers, limits=limits, defaults=defaults, warnings=tuple(warnings)
+    )
