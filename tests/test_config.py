@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from clitools import REPO, run_cli
 
+from clitools import REPO, run_cli
 from longterm_sync.config import Limits, load_config, mask_token, parse_config
 from longterm_sync.errors import ConfigError
 
@@ -119,6 +118,6 @@ def test_config_holding_token_readable_by_others_warns(tmp_path: Path) -> None:
     data = json.loads(result.out)
     assert data["token"] == "d2f1...7594"
     assert TOKEN not in result.out + result.err
-    os.chmod(path, 0o600)
+    path.chmod(0o600)
     quiet = run_cli(["config", "--config", str(path), "--server", "x"], cwd=tmp_path)
     assert "chmod" not in quiet.err and TOKEN not in quiet.out + quiet.err

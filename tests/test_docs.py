@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from clitools import REPO, run_cli
 
+from clitools import REPO, run_cli
 from longterm_sync.cli import build_parser
 from longterm_sync.cli.docs import BEGIN, END, command_reference
 
