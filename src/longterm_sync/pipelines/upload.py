@@ -1,0 +1,392 @@
+"""upload-schedule: validate every schedule, plan every merge, then send videos and schedules.
+
+Order matters and is the point of this module:
+
+1. *Read only.* Parse and validate every schedule file; list the local videos; check every
+   referenced video exists locally or on the server; fetch the stored schedules; compute and
+   report the merge plan of every participant. An invalid file is dropped here, before any
+   request that could create an account for it (no orphans).
+2. *Confirm.* ``dry_run`` stops here; a production server asks the caller's ``confirm``.
+3. *Write.* Local ``<video>.md5sum`` sidecars, then the videos (the media engine's ``push_up``
+   skips those whose remote sidecar already matches), then the schedules, each only when every
+   video it names is on the server. The server's answer is compared with the plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..atomic import write_text_atomic
+from ..config import Limits, ServerProfile
+from ..errors import AuthError, LongtermError, RouteError
+from ..merge_plan import MergePlan, plan_merge, results_match
+from ..schedule_file import (
+    ScheduleFile,
+    ScheduleFileError,
+    find_schedule_files,
+    load_schedule_file,
+)
+from ..summary import Summary
+from ..timeutil import today_in
+
+log = logging.getLogger("longterm_sync.upload")
+
+SIDECAR_SUFFIX = ".md5sum"
+HASH_CHUNK = 4 * 1024 * 1024
+SCHEDULE_FILTER_CHUNK = 40
+"""external_ids per filtered GET: 40 x 64 hex characters keeps the URL well under 4 KiB."""
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    video_path: Path
+    jsons_path: Path
+    dry_run: bool = False
+    verify: str = "md5"
+    accept_new_host_key: bool = False
+    today: date | None = None  # the server's date; None = today in the profile's zone
+
+
+class UploadReporter(Protocol):
+    """Where the pipeline's human-facing events go; the CLI prints them."""
+
+    def plan(self, schedule: ScheduleFile, plan: MergePlan) -> None: ...
+
+    def sent(self, schedule: ScheduleFile, plan: MergePlan, matches: bool) -> None: ...
+
+
+class NullReporter:
+    def plan(self, schedule: ScheduleFile, plan: MergePlan) -> None:
+        return None
+
+    def sent(self, schedule: ScheduleFile, plan: MergePlan, matches: bool) -> None:
+        return None
+
+
+Confirm = Callable[[str], bool]
+
+
+@dataclass
+class _Planned:
+    schedule: ScheduleFile
+    plan: MergePlan
+
+
+async def run_upload(
+    profile: ServerProfile,
+    limits: Limits,
+    options: UploadOptions,
+    *,
+    reporter: UploadReporter | None = None,
+    confirm: Confirm | None = None,
+) -> Summary:
+    """Run upload-schedule; per-file and per-participant failures land in the summary."""
+    report = reporter or NullReporter()
+    summary = Summary(command="upload-schedule")
+    started = time.monotonic()
+    today = options.today or today_in(profile.tz)
+    summary.details["today"] = today.isoformat()
+
+    schedules = await asyncio.to_thread(_load_all, options.jsons_path, profile, summary)
+    local = await asyncio.to_thread(local_videos, options.video_path)
+    summary.details["local_videos"] = len(local)
+    if not options.video_path.is_dir():
+        summary.warnings.append(f"no video folder {options.video_path}: no videos to upload")
+
+    missing_locally = {v for s in schedules for v in s.videos if v not in local}
+    remote: set[str] = set()
+    if missing_locally:
+        remote = await remote_videos(profile, limits, options.accept_new_host_key)
+    schedules = _check_video_references(schedules, local, remote, summary)
+
+    planned: list[_Planned] = []
+    if schedules:
+        from ..api import PlatformClient
+
+        async with PlatformClient(profile, limits) as client:
+            planned = await _plan_all(client, schedules, today, summary)
+            for item in planned:
+                report.plan(item.schedule, item.plan)
+            summary.details["plans"] = [
+                {"file": p.schedule.path.name, **p.plan.to_dict()} for p in planned
+            ]
+            summary.count("schedules planned", len(planned))
+            if options.dry_run:
+                summary.count("schedules sent", 0)
+            elif planned or local:
+                await _confirm(profile, confirm, len(planned), len(local))
+                failed_videos = await _send_videos(profile, limits, options, local, summary)
+                await _send_schedules(client, limits, planned, failed_videos, report, summary)
+    elif local and not options.dry_run:
+        await _confirm(profile, confirm, 0, len(local))
+        await _send_videos(profile, limits, options, local, summary)
+    if options.dry_run and local:
+        await _plan_videos(profile, limits, options, summary)
+    summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+def _load_all(folder: Path, profile: ServerProfile, summary: Summary) -> list[ScheduleFile]:
+    """Every valid schedule; the invalid ones are failures, and so are shared external_ids."""
+    paths = find_schedule_files(folder)
+    if not paths:
+        summary.warnings.append(f"no *.json schedule files in {folder}")
+    loaded: list[ScheduleFile] = []
+    for path in paths:
+        try:
+            schedule = load_schedule_file(path, salt=profile.salt, tz=profile.tz)
+        except ScheduleFileError as exc:
+            log.warning("invalid: %s", exc)
+            summary.fail(path.name, f"invalid, not sent: {exc.message.split(': ', 1)[-1]}")
+            continue
+        summary.warnings.extend(schedule.warnings)
+        loaded.append(schedule)
+    summary.count("schedule files", len(paths))
+    by_id: dict[str, list[ScheduleFile]] = {}
+    for schedule in loaded:
+        by_id.setdefault(schedule.external_id, []).append(schedule)
+    valid: list[ScheduleFile] = []
+    for group in by_id.values():
+        if len(group) == 1:
+            valid.append(group[0])
+            continue
+        names = ", ".join(s.path.name for s in group)
+        for schedule in group:
+            summary.fail(
+                schedule.path.name,
+                f"not sent: {names} are the same participant; merge them into one file",
+            )
+    return sorted(valid, key=lambda s: s.path.name)
+
+
+def local_videos(folder: Path) -> dict[str, Path]:
+    """Videos below ``folder`` by their name below ``media/videos/`` (posix, subfolders kept).
+
+    Sidecars, hidden files and partial transfers are not videos.
+    """
+    if not folder.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.name.endswith(SIDECAR_SUFFIX) or not path.is_file():
+            continue
+        found[rel.as_posix()] = path
+    return found
+
+
+async def remote_videos(profile: ServerProfile, limits: Limits, accept_new: bool) -> set[str]:
+    """Names of the videos already on the server, below ``media/videos/``."""
+    names: set[str] = await _media().list_remote_videos(
+        profile, limits, accept_new_host_key=accept_new
+    )
+    return names
+
+
+def _check_video_references(
+    schedules: list[ScheduleFile], local: dict[str, Path], remote: set[str], summary: Summary
+) -> list[ScheduleFile]:
+    ok: list[ScheduleFile] = []
+    for schedule in schedules:
+        missing = [v for v in schedule.videos if v not in local and v not in remote]
+        if missing:
+            shown = ", ".join(missing[:5]) + (
+                f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            )
+            summary.fail(
+                schedule.path.name,
+                "invalid, not sent: video(s) neither in the video folder nor on the server: "
+                + shown,
+            )
+        else:
+            ok.append(schedule)
+    return ok
+
+
+async def _plan_all(
+    client: Any, schedules: list[ScheduleFile], today: date, summary: Summary
+) -> list[_Planned]:
+    ids = [s.external_id for s in schedules]
+    stored: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), SCHEDULE_FILTER_CHUNK):
+        for item in await client.schedules(ids[i : i + SCHEDULE_FILTER_CHUNK]):
+            obj = item.get("schedule") if isinstance(item, dict) else None
+            if isinstance(obj, dict) and isinstance(obj.get("external_id"), str):
+                stored[obj["external_id"]] = obj
+    accounts: set[str] = set(await client.users())
+    planned: list[_Planned] = []
+    for schedule in schedules:
+        current = stored.get(schedule.external_id)
+        if current is None and schedule.external_id in accounts:
+            summary.fail(
+                schedule.path.name,
+                f"not sent: account {schedule.external_id} exists without a schedule (an orphan "
+                "left by a crashed upload); the server cannot repair it: ask the platform "
+                "administrator to delete that account, then re-run",
+            )
+            continue
+        planned.append(_Planned(schedule, plan_merge(current, schedule.payload, today)))
+    return planned
+
+
+async def _confirm(
+    profile: ServerProfile, confirm: Confirm | None, schedules: int, videos: int
+) -> None:
+    if not profile.is_production or confirm is None:
+        return
+    question = (
+        f"upload {schedules} schedule(s) and check/upload {videos} video(s) "
+        f"to the PRODUCTION server {profile.url}?"
+    )
+    if not await asyncio.to_thread(confirm, question):
+        from ..errors import UsageError
+
+        raise UsageError("not confirmed: nothing was sent")
+
+
+async def _send_videos(
+    profile: ServerProfile,
+    limits: Limits,
+    options: UploadOptions,
+    local: dict[str, Path],
+    summary: Summary,
+) -> set[str]:
+    """Write local sidecars, push the folder; return the names of videos that failed."""
+    if not local:
+        return set()
+    written = await write_sidecars(local.values(), limits.checkers)
+    summary.count("sidecars written", written)
+    pushed: Summary = await _media().push_up(
+        profile,
+        limits,
+        options.video_path,
+        verify=options.verify,
+        dry_run=False,
+        accept_new_host_key=options.accept_new_host_key,
+    )
+    _absorb(summary, pushed, "videos")
+    return {f.item for f in pushed.failures}
+
+
+async def _plan_videos(
+    profile: ServerProfile, limits: Limits, options: UploadOptions, summary: Summary
+) -> None:
+    pushed: Summary = await _media().push_up(
+        profile,
+        limits,
+        options.video_path,
+        verify=options.verify,
+        dry_run=True,
+        accept_new_host_key=options.accept_new_host_key,
+    )
+    _absorb(summary, pushed, "videos (dry run)")
+
+
+def _absorb(summary: Summary, other: Summary, label: str) -> None:
+    for key, value in other.counts.items():
+        summary.count(f"{label} {key}", value)
+    summary.bytes += other.bytes
+    summary.warnings.extend(other.warnings)
+    summary.failures.extend(other.failures)
+    summary.details[label] = other.details
+
+
+async def _send_schedules(
+    client: Any,
+    limits: Limits,
+    planned: list[_Planned],
+    failed_videos: set[str],
+    report: UploadReporter,
+    summary: Summary,
+) -> None:
+    gate = asyncio.Semaphore(limits.rest_concurrency)
+
+    async def send(item: _Planned) -> None:
+        name = item.schedule.path.name
+        broken = [v for v in item.schedule.videos if _failed(v, failed_videos)]
+        if broken:
+            summary.fail(name, f"not sent: video(s) failed to upload: {', '.join(broken[:5])}")
+            return
+        async with gate:
+            try:
+                answer = await client.update_schedule(item.schedule.payload)
+            except (AuthError, RouteError):
+                raise
+            except LongtermError as exc:
+                summary.fail(
+                    name,
+                    f"upload of {item.schedule.external_id} failed ({exc}); it may or may not "
+                    "have been applied: re-run to see the plan against what is stored",
+                )
+                return
+        matches = results_match(item.plan, answer)
+        if not matches:
+            summary.warnings.append(
+                f"{name}: the server stored a different entry list than planned "
+                f"for {item.schedule.external_id}"
+            )
+        summary.count("schedules sent")
+        report.sent(item.schedule, item.plan, matches)
+
+    async with asyncio.TaskGroup() as group:
+        for item in planned:
+            group.create_task(send(item))
+
+
+def _media() -> Any:
+    """The media engine, imported when first needed (it is written alongside this module)."""
+    import importlib
+
+    return importlib.import_module("longterm_sync.media")
+
+
+def _failed(video: str, failed: set[str]) -> bool:
+    return any(item == video or item.endswith("/" + video) for item in failed)
+
+
+async def write_sidecars(videos: Iterable[Path], parallel: int) -> int:
+    """Write ``<video>.md5sum`` (hex + newline) beside each video where missing or stale."""
+    gate = asyncio.Semaphore(max(1, parallel))
+    written = 0
+
+    async def one(path: Path) -> None:
+        nonlocal written
+        async with gate:
+            if await asyncio.to_thread(_write_sidecar, path):
+                written += 1
+
+    async with asyncio.TaskGroup() as group:
+        for path in videos:
+            group.create_task(one(path))
+    return written
+
+
+def _write_sidecar(path: Path) -> bool:
+    digest = md5_file(path)
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    content = digest + "\n"
+    try:
+        if sidecar.read_text(encoding="ascii") == content:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_text_atomic(sidecar, content)
+    return True
+
+
+def md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
