@@ -1,0 +1,523 @@
+"""Which participants a run covers: the three selection flags every script shares.
+
+The forms, exactly as the original scripts spelled them::
+
+    --user_time "name,surname,phone[,start,stop]"   one participant (hashed locally)
+    --user_time ",,,start,stop"                     every participant, results in a range
+    --user_time ""  (or " ", ",", ",,,", no value)  every participant, whole study
+    --external_id_time "id[,start,stop]"            one participant by external_id
+    --excel_time FILE                               .xlsx/.xls (pandas + openpyxl) or .csv with
+                                                    columns external_id,start_date,stop_date
+
+Priority when several are given: ``--excel_time`` > ``--external_id_time`` > ``--user_time``
+(the original scripts' order); the ignored flags are reported as a warning. A blank
+``--external_id_time`` or ``--excel_time`` counts as not given (the old scripts' default was
+``" "``). Every malformed value is a one-line :class:`SelectionError` (exit 2): the old
+scripts silently fell back to "everything", which downloaded the whole study by accident.
+
+Dates: ISO 8601; a naive value is in the profile's timezone. A date-only *stop* means the end
+of that day (``2022-01-31`` includes the 31st), so a file of study days reads as people expect;
+a date-only *start* is that day's midnight. The same holds for spreadsheet date cells at
+midnight. Either bound may be left empty (open range).
+
+Spreadsheet rows whose start is in the future or whose stop is in the past are skipped (the
+participant is not active now) and listed by :func:`skipped_table`. A file without an
+``external_id`` column but with ``name,surname,phone`` is hashed locally; names never leave
+the machine and are never logged.
+
+"All participants" means ``/api/users/`` minus accounts without a schedule: the platform
+creates an account before merging its schedule, so a crashed upload leaves an orphan account
+that no ``external_id`` filter can ever see. Orphans are reported as one warning. Staff
+accounts (``STAFF_ACCOUNTS``, e.g. the operator whose token runs the scripts) never have a
+schedule; the server cannot tell us which account our token belongs to, so those names are
+exempt from the warning by convention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from .errors import SelectionError
+from .ids import external_id as hash_external_id
+from .timeutil import parse_datetime
+
+log = logging.getLogger("longterm_sync.select")
+
+STAFF_ACCOUNTS = frozenset({"admin", "operator", "root"})
+"""Usernames that are expected to have no schedule and are never reported as orphans."""
+
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+CSV_SUFFIXES = (".csv", ".txt")
+_ID_RE = re.compile(r"^[^\s,]+$")
+
+
+@dataclass(frozen=True)
+class Participant:
+    """One participant and the time range to fetch (``None`` = open end), tz-aware."""
+
+    external_id: str
+    start: datetime | None = None
+    stop: datetime | None = None
+
+    @property
+    def short(self) -> str:
+        """The id prefix used in logs and messages: enough to find it, short enough to read."""
+        return self.external_id[:12]
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A spreadsheet row left out because the participant is not active now."""
+
+    row: int  # line number in the file, header = 1 (as a spreadsheet shows it)
+    external_id: str
+    start: datetime | None
+    stop: datetime | None
+    reason: str
+
+
+@dataclass
+class Selection:
+    """The parsed flags, before the server is asked who exists."""
+
+    participants: list[Participant] | None  # None = all participants
+    start: datetime | None = None  # range when "all" (``,,,start,stop``)
+    stop: datetime | None = None
+    source: str = "all"  # "excel" | "external_id" | "user_time" | "all"
+    skipped: list[SkippedRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    now: datetime | None = None  # the moment the skip rule was applied
+
+    @property
+    def is_all(self) -> bool:
+        return self.participants is None
+
+    def describe(self) -> str:
+        """One line for the log; never contains a name, only id prefixes."""
+        rng = _describe_range(self.start, self.stop)
+        if self.participants is None:
+            return f"all participants{rng}"
+        ids = ", ".join(p.short for p in self.participants[:3])
+        more = f", +{len(self.participants) - 3} more" if len(self.participants) > 3 else ""
+        n = len(self.participants)
+        return f"{n} participant{'s' if n != 1 else ''} from --{_FLAG[self.source]} ({ids}{more})"
+
+
+_FLAG = {
+    "excel": "excel_time",
+    "external_id": "external_id_time",
+    "user_time": "user_time",
+    "all": "user_time",
+}
+
+
+def _describe_range(start: datetime | None, stop: datetime | None) -> str:
+    if start is None and stop is None:
+        return ""
+    return f" from {start.isoformat() if start else '-'} to {stop.isoformat() if stop else '-'}"
+
+
+class Directory(Protocol):
+    """What :func:`resolve_participants` needs from the platform client."""
+
+    async def users(self) -> list[str]: ...
+
+    async def schedules(
+        self, external_ids: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+SELECTION_HELP = """\
+PARTICIPANT SELECTION
+  With none of the flags below, every participant is covered (accounts without a schedule,
+  i.e. orphans of a failed upload, are left out and reported). Priority when several are given:
+  --excel_time > --external_id_time > --user_time.
+  --user_time "name,surname,phone[,start,stop]"  one participant; the name is hashed locally
+  --user_time ",,,start,stop"                   every participant, only results in the range
+  --external_id_time "id[,start,stop]"          one participant by external_id
+  --excel_time users.xlsx|users.csv             columns external_id,start_date,stop_date;
+                                                rows not active today are skipped and listed
+  Dates are ISO 8601 in the server's timezone unless they carry an offset; a date-only stop
+  includes that whole day. A malformed value stops the run (exit 2) before anything is sent.
+"""
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The three flags, spelled as the original scripts did (``nargs="?"``, ``=`` form)."""
+    group = parser.add_argument_group("participant selection (priority: excel > id > user)")
+    group.add_argument(
+        "--user_time",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="USER_TIME",
+        help='"name,surname,phone[,start,stop]" one participant, or ",,,start,stop" '
+        "every participant in a date range; empty = every participant",
+    )
+    group.add_argument(
+        "--external_id_time",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="EXTERNAL_ID_TIME",
+        help='"external_id[,start,stop]" one participant by its external_id',
+    )
+    group.add_argument(
+        "--excel_time",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="EXCEL_TIME",
+        help="participants listed in a .xlsx or .csv file "
+        "(columns external_id,start_date,stop_date); rows not active today are skipped",
+    )
+
+
+def _blank(value: str | None) -> bool:
+    return value is None or not value.strip()
+
+
+def _parse_bound(text: str, tz: ZoneInfo, *, is_stop: bool, what: str) -> datetime | None:
+    """One range bound; ``what`` names it in the error (``--user_time: start``)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        parsed = parse_datetime(text, tz)
+    except ValueError:
+        raise SelectionError(
+            f"{what} {text!r} is not an ISO date/time",
+            hint="use e.g. 2022-01-31 or 2022-01-31T23:59:59",
+        ) from None
+    if is_stop and _date_only(text):
+        parsed = _end_of_day(parsed, tz)
+    return parsed
+
+
+def _date_only(text: str) -> bool:
+    return "T" not in text and " " not in text and len(text) <= 10
+
+
+def _end_of_day(value: datetime, tz: ZoneInfo) -> datetime:
+    """Midnight after ``value``'s day, in ``tz`` (DST-safe: built from the next date)."""
+    return datetime.combine(value.date() + timedelta(days=1), time(), tzinfo=tz)
+
+
+def _check_range(start: datetime | None, stop: datetime | None, flag: str, where: str = "") -> None:
+    if start is not None and stop is not None and start >= stop:
+        raise SelectionError(
+            f"--{flag}{where}: start {start.isoformat()} is not before stop {stop.isoformat()}"
+        )
+
+
+def _parse_user_time(value: str, *, salt: str, tz: ZoneInfo) -> Selection:
+    fields = value.split(",")
+    if all(not f.strip() for f in fields):
+        return Selection(participants=None, source="all")
+    if len(fields) not in (3, 5):
+        raise SelectionError(
+            f"--user_time: expected 3 or 5 comma-separated fields, got {len(fields)}",
+            hint='"name,surname,phone[,start,stop]" or ",,,start,stop"',
+        )
+    name, surname, phone = (f.strip() for f in fields[:3])
+    start = stop = None
+    if len(fields) == 5:
+        start = _parse_bound(fields[3], tz, is_stop=False, what="--user_time: start")
+        stop = _parse_bound(fields[4], tz, is_stop=True, what="--user_time: stop")
+        _check_range(start, stop, "user_time")
+    if not name and not surname and not phone:
+        return Selection(participants=None, start=start, stop=stop, source="all")
+    if not (name and surname and phone):
+        missing = [n for n, v in (("name", name), ("surname", surname), ("phone", phone)) if not v]
+        raise SelectionError(
+            f"--user_time: {' and '.join(missing)} missing",
+            hint="give name, surname and phone, or none of them for every participant",
+        )
+    ext = hash_external_id(name, surname, phone, salt=salt)
+    return Selection(participants=[Participant(ext, start, stop)], source="user_time")
+
+
+def _parse_external_id_time(value: str, *, tz: ZoneInfo) -> Selection:
+    fields = value.split(",")
+    if len(fields) not in (1, 3):
+        raise SelectionError(
+            f"--external_id_time: expected 1 or 3 comma-separated fields, got {len(fields)}",
+            hint='"external_id[,start,stop]"',
+        )
+    ext = fields[0].strip()
+    if not ext:
+        raise SelectionError(
+            "--external_id_time: the external_id is empty",
+            hint='for every participant in a range use --user_time=",,,start,stop"',
+        )
+    if not _ID_RE.match(ext):
+        raise SelectionError(f"--external_id_time: {ext[:20]!r} is not an external_id")
+    start = stop = None
+    if len(fields) == 3:
+        start = _parse_bound(fields[1], tz, is_stop=False, what="--external_id_time: start")
+        stop = _parse_bound(fields[2], tz, is_stop=True, what="--external_id_time: stop")
+        _check_range(start, stop, "external_id_time")
+    return Selection(participants=[Participant(ext, start, stop)], source="external_id")
+
+
+def _read_table(path: Path) -> Any:
+    """The spreadsheet as a pandas DataFrame of objects; every failure is one line."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix not in EXCEL_SUFFIXES + CSV_SUFFIXES:
+        raise SelectionError(
+            f"--excel_time: {path.name}: unsupported file type {suffix or '(none)'!r}",
+            hint="use .xlsx or .csv",
+        )
+    if not path.is_file():
+        raise SelectionError(f"--excel_time: {path} does not exist")
+    try:
+        if suffix in EXCEL_SUFFIXES:
+            return pd.read_excel(path, dtype=object)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise SelectionError(f"--excel_time: {path} is empty") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SelectionError(f"--excel_time: cannot read {path}: {exc}") from None
+    except Exception as exc:  # pandas/openpyxl raise many types for a corrupt file
+        reason = " ".join(str(exc).split())[:160]
+        raise SelectionError(f"--excel_time: cannot read {path}: {reason}") from None
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if type(value).__name__ in {"NaTType", "NAType"}:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone number read as a float
+    return str(value).strip()
+
+
+def _cell_bound(value: Any, tz: ZoneInfo, *, is_stop: bool, where: str) -> datetime | None:
+    """A date cell: a spreadsheet datetime or an ISO string; midnight stop = whole day."""
+    if isinstance(value, datetime):  # pandas Timestamp is a datetime subclass
+        parsed = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        if is_stop and parsed.time() == time():
+            parsed = _end_of_day(parsed, tz)
+        return parsed
+    if isinstance(value, date):
+        parsed = datetime.combine(value, time(), tzinfo=tz)
+        return _end_of_day(parsed, tz) if is_stop else parsed
+    label = "stop_date" if is_stop else "start_date"
+    return _parse_bound(
+        _cell_text(value), tz, is_stop=is_stop, what=f"--excel_time{where}: {label}"
+    )
+
+
+def _parse_excel_time(value: str, *, salt: str, tz: ZoneInfo, now: datetime) -> Selection:
+    path = Path(value.strip()).expanduser()
+    table = _read_table(path)
+    columns = {str(c).strip().lower(): c for c in table.columns}
+    has_id = "external_id" in columns
+    has_names = all(k in columns for k in ("name", "surname", "phone"))
+    missing = [c for c in ("start_date", "stop_date") if c not in columns]
+    if not has_id and not has_names:
+        missing.insert(0, "external_id")
+    if missing:
+        found = ", ".join(str(c) for c in table.columns) or "none"
+        raise SelectionError(
+            f"--excel_time: {path.name} lacks column(s) {', '.join(missing)} (found: {found})",
+            hint="the header row must be external_id,start_date,stop_date",
+        )
+    participants: list[Participant] = []
+    skipped: list[SkippedRow] = []
+    warnings: list[str] = []
+    seen: dict[str, int] = {}
+    for index, row in enumerate(table.to_dict("records")):
+        line = index + 2  # header is line 1
+        where = f": {path.name} row {line}"
+        cells = {k: row[c] for k, c in columns.items()}
+        if all(not _cell_text(v) for v in cells.values()):
+            continue  # blank row, common at the end of a spreadsheet
+        ext = _cell_text(cells["external_id"]) if has_id else ""
+        if not ext and has_names:
+            name, surname, phone = (_cell_text(cells[k]) for k in ("name", "surname", "phone"))
+            if name and surname and phone:
+                ext = hash_external_id(name, surname, phone, salt=salt)
+        if not ext:
+            raise SelectionError(f"--excel_time{where}: no external_id")
+        if not _ID_RE.match(ext):
+            raise SelectionError(f"--excel_time{where}: {ext[:20]!r} is not an external_id")
+        start = _cell_bound(cells["start_date"], tz, is_stop=False, where=where)
+        stop = _cell_bound(cells["stop_date"], tz, is_stop=True, where=where)
+        _check_range(start, stop, "excel_time", where)
+        if ext in seen:
+            warnings.append(
+                f"{path.name} row {line}: {ext[:12]} already listed in row {seen[ext]}; "
+                "the first row is used"
+            )
+            continue
+        seen[ext] = line
+        if start is not None and start > now:
+            skipped.append(SkippedRow(line, ext, start, stop, "starts in the future"))
+        elif stop is not None and stop < now:
+            skipped.append(SkippedRow(line, ext, start, stop, "ended in the past"))
+        else:
+            participants.append(Participant(ext, start, stop))
+    if not participants and not skipped:
+        raise SelectionError(f"--excel_time: {path} lists no participants")
+    return Selection(
+        participants=participants, source="excel", skipped=skipped, warnings=warnings, now=now
+    )
+
+
+def parse_selection(
+    user_time: str | None = None,
+    external_id_time: str | None = None,
+    excel_time: str | None = None,
+    *,
+    salt: str,
+    tz: ZoneInfo,
+    now: datetime | None = None,
+) -> Selection:
+    """Parse the three flags (``None`` = flag not given) into a :class:`Selection`.
+
+    Raises :class:`SelectionError` (one line, exit 2) for every malformed form. Reading a
+    spreadsheet blocks: call through ``asyncio.to_thread`` when on the event loop.
+    """
+    now = now or datetime.now(tz)
+    given = [
+        flag
+        for flag, value in (
+            ("excel_time", excel_time),
+            ("external_id_time", external_id_time),
+            ("user_time", user_time),
+        )
+        if value is not None and (flag == "user_time" or not _blank(value))
+    ]
+    if not _blank(excel_time):
+        assert excel_time is not None
+        selection = _parse_excel_time(excel_time, salt=salt, tz=tz, now=now)
+    elif not _blank(external_id_time):
+        assert external_id_time is not None
+        selection = _parse_external_id_time(external_id_time, tz=tz)
+    elif user_time is not None:
+        selection = _parse_user_time(user_time, salt=salt, tz=tz)
+    else:
+        selection = Selection(participants=None, source="all")
+    selection.now = now
+    if len(given) > 1:
+        selection.warnings.append(
+            f"--{given[0]} takes priority; ignored {', '.join('--' + g for g in given[1:])}"
+        )
+    log.debug("selection: %s", selection.describe())
+    return selection
+
+
+def selection_from_args(
+    args: argparse.Namespace, *, salt: str, tz: ZoneInfo, now: datetime | None = None
+) -> Selection:
+    """:func:`parse_selection` from the flags :func:`add_selection_arguments` added."""
+    return parse_selection(
+        getattr(args, "user_time", None),
+        getattr(args, "external_id_time", None),
+        getattr(args, "excel_time", None),
+        salt=salt,
+        tz=tz,
+        now=now,
+    )
+
+
+def _schedule_ids(rows: list[dict[str, Any]]) -> set[str]:
+    ids: set[str] = set()
+    for row in rows:
+        schedule = row.get("schedule") if isinstance(row, dict) else None
+        if isinstance(schedule, dict) and schedule.get("external_id"):
+            ids.add(str(schedule["external_id"]))
+    return ids
+
+
+async def resolve_participants(
+    selection: Selection, client: Directory
+) -> tuple[list[Participant], list[str]]:
+    """The participants to fetch, and warnings (orphan accounts, unknown ids) to report.
+
+    For "all": every account of ``/api/users/`` that has a schedule, in the server's order,
+    each with the selection's range. For explicit ids: those ids, in the given order; ids the
+    server has no schedule for are kept (their lists are simply empty) and warned about.
+    """
+    warnings = list(selection.warnings)
+    if selection.participants is not None:
+        wanted = [p.external_id for p in selection.participants]
+        if not wanted:
+            return [], warnings
+        known = _schedule_ids(await client.schedules(wanted))
+        unknown = [p.short for p in selection.participants if p.external_id not in known]
+        if unknown:
+            warnings.append(
+                f"{len(unknown)} selected participant(s) have no schedule on the server "
+                f"(wrong salt or server?): {', '.join(unknown[:10])}"
+                + (" ..." if len(unknown) > 10 else "")
+            )
+        return list(selection.participants), warnings
+    users = await client.users()
+    with_schedule = _schedule_ids(await client.schedules())
+    participants: list[Participant] = []
+    orphans: list[str] = []
+    seen: set[str] = set()
+    for user in users:
+        if user in seen:
+            continue
+        seen.add(user)
+        if user in with_schedule:
+            participants.append(Participant(user, selection.start, selection.stop))
+        elif user in STAFF_ACCOUNTS:
+            log.debug("account %s has no schedule (staff account, not reported)", user)
+        else:
+            orphans.append(user[:12])
+    if orphans:
+        warnings.append(
+            f"{len(orphans)} account(s) have no schedule and are left out (orphans of a "
+            f"failed upload?): {', '.join(orphans[:10])}" + (" ..." if len(orphans) > 10 else "")
+        )
+    log.info("selection: %d participants with a schedule", len(participants))
+    return participants, warnings
+
+
+def _fmt(value: datetime | None, tz: ZoneInfo | None) -> str:
+    if value is None:
+        return "-"
+    local = value.astimezone(tz) if tz else value
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def skipped_table(selection: Selection, tz: ZoneInfo | None = None) -> list[str]:
+    """The table of skipped spreadsheet rows the CLI prints (empty when none were skipped)."""
+    if not selection.skipped:
+        return []
+    when = _fmt(selection.now, tz) if selection.now else "now"
+    n = len(selection.skipped)
+    rows = [
+        (str(s.row), s.external_id, _fmt(s.start, tz), _fmt(s.stop, tz), s.reason)
+        for s in selection.skipped
+    ]
+    header = ("row", "external_id", "start_date", "stop_date", "reason")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [f"skipped {n} participant{'s' if n != 1 else ''} not active at {when}:"]
+    out.append(line(header))
+    out.extend(line(r) for r in rows)
+    return out
