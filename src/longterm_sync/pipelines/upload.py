@@ -41,8 +41,6 @@ log = logging.getLogger("longterm_sync.upload")
 
 SIDECAR_SUFFIX = ".md5sum"
 HASH_CHUNK = 4 * 1024 * 1024
-SCHEDULE_FILTER_CHUNK = 40
-"""external_ids per filtered GET: 40 x 64 hex characters keeps the URL well under 4 KiB."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,7 @@ async def run_upload(
         await _confirm(profile, confirm, 0, len(local))
         await _send_videos(profile, limits, options, local, summary)
     if options.dry_run and local:
-        await _plan_videos(profile, limits, options, summary)
+        await _push(profile, limits, options, summary)
     summary.elapsed_s = time.monotonic() - started
     return summary
 
@@ -216,13 +214,11 @@ def _check_video_references(
 async def _plan_all(
     client: Any, schedules: list[ScheduleFile], today: date, summary: Summary
 ) -> list[_Planned]:
-    ids = [s.external_id for s in schedules]
     stored: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(ids), SCHEDULE_FILTER_CHUNK):
-        for item in await client.schedules(ids[i : i + SCHEDULE_FILTER_CHUNK]):
-            obj = item.get("schedule") if isinstance(item, dict) else None
-            if isinstance(obj, dict) and isinstance(obj.get("external_id"), str):
-                stored[obj["external_id"]] = obj
+    for item in await client.schedules([s.external_id for s in schedules]):
+        obj = item.get("schedule")
+        if isinstance(obj, dict) and isinstance(obj.get("external_id"), str):
+            stored[obj["external_id"]] = obj
     accounts: set[str] = set(await client.users())
     planned: list[_Planned] = []
     for schedule in schedules:
@@ -266,30 +262,23 @@ async def _send_videos(
         return set()
     written = await write_sidecars(local.values(), limits.checkers)
     summary.count("sidecars written", written)
-    pushed: Summary = await _media().push_up(
-        profile,
-        limits,
-        options.video_path,
-        verify=options.verify,
-        dry_run=False,
-        accept_new_host_key=options.accept_new_host_key,
-    )
-    _absorb(summary, pushed, "videos")
-    return {f.item for f in pushed.failures}
+    return await _push(profile, limits, options, summary)
 
 
-async def _plan_videos(
+async def _push(
     profile: ServerProfile, limits: Limits, options: UploadOptions, summary: Summary
-) -> None:
+) -> set[str]:
+    """The media engine's push_up (a dry run decides only); its failures are ours."""
     pushed: Summary = await _media().push_up(
         profile,
         limits,
         options.video_path,
         verify=options.verify,
-        dry_run=True,
+        dry_run=options.dry_run,
         accept_new_host_key=options.accept_new_host_key,
     )
-    _absorb(summary, pushed, "videos (dry run)")
+    _absorb(summary, pushed, "videos (dry run)" if options.dry_run else "videos")
+    return {f.item for f in pushed.failures}
 
 
 def _absorb(summary: Summary, other: Summary, label: str) -> None:
