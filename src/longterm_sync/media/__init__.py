@@ -1,0 +1,22 @@
+"""The media engine: verified, parallel SFTP transfers of the platform's videos.
+
+Layers, bottom up: :mod:`.sftp` (connections, host keys, errors), :mod:`.remote` and
+:mod:`.local` (the two trees), :mod:`.plan` (the decision ladder), :mod:`.transfer`
+(verified single-file get/put) and :mod:`.sync` (the jobs other modules call).
+"""
+
+from __future__ import annotations
+
+from .progress import MediaReporter, NullReporter, Progress, RecordingReporter, RichReporter
+from .sync import VERIFY_MODES, mirror_down, push_up
+
+__all__ = [
+    "VERIFY_MODES",
+    "MediaReporter",
+    "NullReporter",
+    "Progress",
+    "RecordingReporter",
+    "RichReporter",
+    "mirror_down",
+    "push_up",
+]

@@ -1,0 +1,141 @@
+"""Decide, file by file, what a transfer must do, by one fixed ladder, with a reason each.
+
+The ladder (rclone's ``operations.equal``): missing on the target, then size differs, then
+md5 differs (the remote sidecar against the local md5 from the cache). The md5 step reads a
+sidecar only when the cache cannot vouch for it (see :mod:`.md5cache`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from .local import md5_file
+from .md5cache import Md5Cache, remote_unchanged
+from .remote import FileInfo, Remote, Tree
+from .sftp import FileFailed
+
+log = logging.getLogger("longterm_sync.media.plan")
+
+TRANSFER, SKIP, FAIL = "transfer", "skip", "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    rel: str
+    action: str  # TRANSFER | SKIP | FAIL
+    reason: str
+    size: int
+    md5: str | None = None  # expected md5 when known (download: sidecar; upload: local)
+
+
+async def local_md5(root: Path, info: FileInfo, cache: Md5Cache) -> str:
+    md5 = cache.local_md5(info)
+    if md5 is None:
+        md5 = await asyncio.to_thread(md5_file, root.joinpath(*info.rel.split("/")))
+        cache.set_local(info, md5)
+    return md5
+
+
+def _log(d: Decision) -> Decision:
+    level = logging.DEBUG if d.action == SKIP else logging.INFO
+    log.log(level, "%s %s: %s", d.action, d.rel, d.reason)
+    return d
+
+
+async def decide_download(
+    remote: Remote, rtree: Tree, local_root: Path, ltree: Tree, cache: Md5Cache, checkers: int
+) -> list[Decision]:
+    sem = asyncio.Semaphore(max(1, checkers))
+
+    async def one(video: FileInfo) -> Decision:
+        rel = video.rel
+        sidecar = rtree.sidecars.get(rel)
+        if sidecar is None:
+            return Decision(
+                rel,
+                FAIL,
+                "no .md5sum beside it on the server: cannot be verified, not downloaded",
+                video.size,
+            )
+        have = ltree.files.get(rel)
+        if have is None:
+            return Decision(rel, TRANSFER, "missing locally", video.size)
+        if have.size != video.size:
+            return Decision(
+                rel, TRANSFER, f"size differs (local {have.size}, server {video.size})", video.size
+            )
+        async with sem:
+            mine = await local_md5(local_root, have, cache)
+            if remote_unchanged(cache.remote_state(rel), video, sidecar, mine):
+                return Decision(
+                    rel, SKIP, "unchanged (size, mtime, md5 as last verified)", video.size, mine
+                )
+            try:
+                theirs = await remote.read_sidecar(rel)
+            except FileFailed as exc:
+                return Decision(rel, FAIL, str(exc), video.size)
+        if theirs is None:
+            return Decision(rel, FAIL, "its .md5sum vanished from the server", video.size)
+        if theirs != mine:
+            return Decision(
+                rel, TRANSFER, f"md5 differs (local {mine}, server {theirs})", video.size, theirs
+            )
+        cache.set_remote(rel, video, sidecar, mine)
+        return Decision(rel, SKIP, "md5 matches", video.size, mine)
+
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(one(v)) for v in sorted(rtree.files.values(), key=_order)]
+    return [_log(t.result()) for t in tasks]
+
+
+async def decide_upload(
+    local_root: Path, ltree: Tree, remote: Remote, rtree: Tree, cache: Md5Cache, checkers: int
+) -> list[Decision]:
+    sem = asyncio.Semaphore(max(1, checkers))
+
+    async def one(mine_info: FileInfo) -> Decision:
+        rel = mine_info.rel
+        async with sem:
+            mine = await local_md5(local_root, mine_info, cache)
+        theirs_info = rtree.files.get(rel)
+        if theirs_info is None:
+            return Decision(rel, TRANSFER, "missing on the server", mine_info.size, mine)
+        if theirs_info.size != mine_info.size:
+            return Decision(
+                rel,
+                TRANSFER,
+                f"size differs (local {mine_info.size}, server {theirs_info.size})",
+                mine_info.size,
+                mine,
+            )
+        sidecar = rtree.sidecars.get(rel)
+        if sidecar is None:
+            return Decision(
+                rel, TRANSFER, "no .md5sum beside it on the server", mine_info.size, mine
+            )
+        if remote_unchanged(cache.remote_state(rel), theirs_info, sidecar, mine):
+            return Decision(
+                rel, SKIP, "unchanged (size, mtime, md5 as last verified)", mine_info.size, mine
+            )
+        async with sem:
+            try:
+                theirs = await remote.read_sidecar(rel)
+            except FileFailed as exc:
+                return Decision(rel, TRANSFER, f"{exc}; sending it again", mine_info.size, mine)
+        if theirs != mine:
+            return Decision(
+                rel, TRANSFER, f"md5 differs (local {mine}, server {theirs})", mine_info.size, mine
+            )
+        cache.set_remote(rel, theirs_info, sidecar, mine)
+        return Decision(rel, SKIP, "md5 matches", mine_info.size, mine)
+
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(one(v)) for v in sorted(ltree.files.values(), key=_order)]
+    return [_log(t.result()) for t in tasks]
+
+
+def _order(info: FileInfo) -> str:
+    return info.rel

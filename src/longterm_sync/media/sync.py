@@ -1,0 +1,318 @@
+"""The two media jobs: mirror the server's video folder down, push a local folder up.
+
+Each is walk (both sides, concurrently), decide (:mod:`.plan`), act (bounded transfers),
+and returns a Summary: transferred, skipped with reason counts, verified, failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import posixpath
+import time
+from collections import Counter
+from pathlib import Path
+
+from ..atomic import local_io_error, write_bytes_atomic
+from ..config import Limits, ServerProfile
+from ..errors import InputFileError, LocalIOError, RemoteError, UsageError
+from ..summary import Summary
+from .local import walk_local_async
+from .md5cache import Md5Cache
+from .names import SIDECAR_SUFFIX, UnsafeNameError, local_path
+from .plan import FAIL, SKIP, TRANSFER, Decision, decide_download, decide_upload
+from .progress import MediaReporter, Progress
+from .remote import FileInfo, SftpRemote, Tree, parse_md5
+from .sftp import CONNECTION_LOST, FileFailed, SftpPool, connection_lost, describe, sftp_error_text
+from .transfer import download, upload
+
+log = logging.getLogger("longterm_sync.media")
+
+VERIFY_MODES = ("md5", "size", "full")
+
+
+def server_id(profile: ServerProfile) -> str:
+    return f"{describe(profile)}/{profile.media_dir}"
+
+
+def _skip_reason(reason: str) -> str:
+    return "skipped (unchanged)" if reason.startswith("unchanged") else "skipped (md5 matches)"
+
+
+async def _save(cache: Md5Cache) -> None:
+    try:
+        await asyncio.to_thread(cache.save)
+    except LocalIOError as exc:
+        log.warning("could not save the md5 cache: %s", exc)
+
+
+def _workers(limits: Limits) -> int:
+    # One more than can transfer at once, so the next file's sidecar is read meanwhile.
+    return limits.sftp_connections * limits.sftp_transfers + 2
+
+
+async def mirror_down(
+    profile: ServerProfile,
+    limits: Limits,
+    dest: Path,
+    *,
+    delete: bool = False,
+    accept_new_host_key: bool = False,
+    reporter: MediaReporter | None = None,
+) -> Summary:
+    """Make ``dest`` a verified copy of the media folder; local extras stay unless ``delete``."""
+    started = time.monotonic()
+    summary = Summary(command="videos")
+    try:
+        await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise local_io_error(exc, dest) from exc
+    cache = await asyncio.to_thread(Md5Cache, dest, server_id(profile))
+    progress = Progress(reporter)
+    hashes: dict[str, str] = {}
+    try:
+        async with SftpPool(profile, limits, accept_new_host_key=accept_new_host_key) as pool:
+            remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
+            if not await remote.exists():
+                raise RemoteError(
+                    f"{profile.media_dir} does not exist on {describe(profile)}",
+                    hint="check media_dir in the server's profile",
+                )
+            rtree, ltree = await asyncio.gather(remote.walk(), walk_local_async(dest))
+            for name, why in rtree.refused:
+                summary.count("refused")
+                summary.fail(name, f"refused from the server listing: {why}")
+            decisions = await decide_download(remote, rtree, dest, ltree, cache, limits.checkers)
+            todo: list[tuple[Decision, Path]] = []
+            for d in decisions:
+                if d.action == FAIL:
+                    summary.count("failed")
+                    summary.fail(d.rel, d.reason)
+                    continue
+                try:
+                    final = local_path(dest, d.rel)
+                except UnsafeNameError as exc:
+                    summary.count("refused")
+                    summary.fail(d.rel, f"refused: {exc}")
+                    continue
+                if d.action == SKIP:
+                    summary.count(_skip_reason(d.reason))
+                    if d.md5:
+                        hashes[d.rel] = d.md5
+                        if d.rel not in ltree.sidecars:
+                            await asyncio.to_thread(_write_sidecar, final, d.md5)
+                else:
+                    todo.append((d, final))
+            progress.plan(len(todo), sum(d.size for d, _ in todo))
+            sem = asyncio.Semaphore(_workers(limits))
+
+            async def fetch(d: Decision, final: Path) -> None:
+                async with sem:
+                    video = rtree.files[d.rel]
+                    try:
+                        expected = await remote.read_sidecar(d.rel)
+                        if expected is None:
+                            raise FileFailed("its .md5sum vanished from the server")
+                        md5 = await download(
+                            pool, remote.path(d.rel), video, expected, final, progress
+                        )
+                    except FileFailed as exc:
+                        summary.count("failed")
+                        summary.fail(d.rel, str(exc))
+                        progress.finish(d.rel, "failed")
+                        return
+                    st = await asyncio.to_thread(os.stat, final)
+                    mine = FileInfo(d.rel, st.st_size, int(st.st_mtime), st.st_mtime_ns)
+                    cache.set_local(mine, md5)
+                    cache.set_remote(d.rel, video, rtree.sidecars[d.rel], md5)
+                    hashes[d.rel] = md5
+                    summary.count("downloaded")
+                    summary.bytes += video.size
+                    progress.finish(d.rel)
+
+            async with asyncio.TaskGroup() as tg:
+                for d, final in todo:
+                    tg.create_task(fetch(d, final))
+            _local_only(summary, dest, rtree, ltree, delete)
+    except* CONNECTION_LOST as group:
+        raise connection_lost(profile, group.exceptions[0]) from None
+    except* (RemoteError, LocalIOError, UsageError) as group:
+        raise group.exceptions[0] from None
+    finally:
+        cache.prune(set(hashes) | _still_local(dest, cache))
+        await _save(cache)
+    summary.details["md5"] = dict(sorted(hashes.items()))
+    summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+def _still_local(dest: Path, cache: Md5Cache) -> set[str]:
+    # Entries for files that exist locally but were not confirmed in this run stay cached.
+    return {rel for rel in cache._data if dest.joinpath(*rel.split("/")).is_file()}
+
+
+def _write_sidecar(final: Path, md5: str) -> None:
+    write_bytes_atomic(final.with_name(final.name + SIDECAR_SUFFIX), f"{md5}\n".encode())
+
+
+def _local_only(summary: Summary, dest: Path, rtree: Tree, ltree: Tree, delete: bool) -> None:
+    extra = sorted(rel for rel in ltree.files if rel not in rtree.files)
+    if not extra:
+        return
+    if not delete:
+        summary.count("kept (gone from the server)", len(extra))
+        return
+    if any(name.endswith("/") for name, _ in rtree.refused):
+        summary.warnings.append("--delete skipped: part of the server's folder could not be listed")
+        return
+    for rel in extra:
+        path = dest.joinpath(*rel.split("/"))
+        for victim in (path, path.with_name(path.name + SIDECAR_SUFFIX)):
+            with contextlib.suppress(FileNotFoundError):
+                try:
+                    victim.unlink()
+                except OSError as exc:
+                    raise local_io_error(exc, victim) from exc
+        log.info("deleted %s: gone from the server", rel)
+        summary.count("deleted")
+
+
+# ---------------------------------------------------------------------------- push up
+
+
+def _sync_local_sidecars(src: Path, ltree: Tree, md5s: dict[str, str], dry_run: bool) -> int:
+    """Write ``<video>.md5sum`` beside every local video whose sidecar is missing or stale."""
+    written = 0
+    for rel, md5 in md5s.items():
+        path = src.joinpath(*rel.split("/"))
+        side = path.with_name(path.name + SIDECAR_SUFFIX)
+        if rel in ltree.sidecars:
+            try:
+                if parse_md5(side.read_bytes()) == md5:
+                    continue
+            except OSError:
+                pass
+        if not dry_run:
+            write_bytes_atomic(side, f"{md5}\n".encode())
+        written += 1
+    return written
+
+
+async def push_up(
+    profile: ServerProfile,
+    limits: Limits,
+    src: Path,
+    *,
+    verify: str = "md5",
+    dry_run: bool = False,
+    accept_new_host_key: bool = False,
+    reporter: MediaReporter | None = None,
+) -> Summary:
+    """Upload every video under ``src`` whose server copy is missing or differs."""
+    if verify not in VERIFY_MODES:
+        raise UsageError(f"--verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
+    started = time.monotonic()
+    summary = Summary(command="videos")
+    if not await asyncio.to_thread(src.is_dir):
+        raise InputFileError(f"video folder {src} does not exist or is not a folder")
+    ltree = await walk_local_async(src)
+    for name, why in ltree.refused:
+        summary.count("not sent")
+        summary.warnings.append(f"{name}: {why}; not sent")
+    cache = await asyncio.to_thread(Md5Cache, src, server_id(profile))
+    progress = Progress(reporter)
+    plan: list[dict[str, str]] = []
+    try:
+        async with SftpPool(profile, limits, accept_new_host_key=accept_new_host_key) as pool:
+            remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
+            exists = await remote.exists()
+            rtree = await remote.walk() if exists else Tree()
+            decisions = await decide_upload(src, ltree, remote, rtree, cache, limits.checkers)
+            md5s = {d.rel: d.md5 for d in decisions if d.md5}
+            wrote = await asyncio.to_thread(_sync_local_sidecars, src, ltree, md5s, dry_run)
+            if wrote:
+                summary.count(
+                    "local .md5sum written" if not dry_run else "local .md5sum to write", wrote
+                )
+            todo = [d for d in decisions if d.action == TRANSFER]
+            for d in decisions:
+                plan.append({"file": d.rel, "action": d.action, "reason": d.reason})
+                if d.action == SKIP:
+                    summary.count(_skip_reason(d.reason))
+            if dry_run:
+                if todo:
+                    summary.count("would upload", len(todo))
+                    summary.details["would_upload_bytes"] = sum(d.size for d in todo)
+                return summary
+            await _make_dirs(pool, remote, {posixpath.dirname(d.rel) for d in todo}, rtree)
+            progress.plan(len(todo), sum(d.size for d in todo))
+            sem = asyncio.Semaphore(_workers(limits))
+
+            async def send(d: Decision) -> None:
+                assert d.md5 is not None
+                info = ltree.files[d.rel]
+                async with sem:
+                    try:
+                        video, side = await upload(
+                            pool,
+                            src.joinpath(*d.rel.split("/")),
+                            remote.path(d.rel),
+                            info,
+                            d.md5,
+                            verify,
+                            progress,
+                        )
+                    except FileFailed as exc:
+                        summary.count("failed")
+                        summary.fail(d.rel, str(exc))
+                        progress.finish(d.rel, "failed")
+                        return
+                cache.set_remote(d.rel, video, side, d.md5)
+                summary.count("uploaded")
+                summary.bytes += info.size
+                progress.finish(d.rel)
+
+            async with asyncio.TaskGroup() as tg:
+                for d in todo:
+                    tg.create_task(send(d))
+            if pool.exec_available is False and verify == "md5":
+                summary.warnings.append(
+                    "the server allows no md5sum command: uploads were "
+                    "verified by size (use --verify=full to read them back)"
+                )
+    except* CONNECTION_LOST as group:
+        raise connection_lost(profile, group.exceptions[0]) from None
+    except* (RemoteError, LocalIOError, UsageError) as group:
+        raise group.exceptions[0] from None
+    finally:
+        if not dry_run:
+            await _save(cache)
+    summary.details["plan"] = plan
+    summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+async def _make_dirs(pool: SftpPool, remote: SftpRemote, rels: set[str], rtree: Tree) -> None:
+    needed = sorted(r for r in rels if r and r not in rtree.dirs)
+    try:
+        if not await remote.exists():
+            await pool.sftp.makedirs(remote.root, exist_ok=True)
+        for rel in needed:
+            await pool.sftp.makedirs(remote.path(rel), exist_ok=True)
+    except CONNECTION_LOST as exc:
+        raise connection_lost(pool.profile, exc) from exc
+    except Exception as exc:
+        import asyncssh
+
+        if isinstance(exc, asyncssh.SFTPError):
+            raise RemoteError(
+                f"cannot create folders under {remote.root} on "
+                f"{describe(pool.profile)}: {sftp_error_text(exc)}"
+            ) from exc
+        raise
+
+
+def reasons(summary: Summary) -> Counter[str]:
+    return Counter(summary.counts)

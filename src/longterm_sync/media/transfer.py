@@ -1,0 +1,420 @@
+"""Verified transfers of single files. Nothing unverified ever has a final name.
+
+Download: pipelined SFTP reads (``max_requests`` in flight, in order) feed a worker thread
+that writes the ``.partial`` file and hashes it at the same time (cheaper than a second
+pass); then fsync, compare with the server's sidecar, rename. A mismatch deletes the
+partial and retries once; a second mismatch fails the file and keeps the old local copy.
+An interrupted download resumes from its partial file (whose prefix is hashed first).
+
+Upload: pipelined writes to a hidden partial name on the server, verification (``md5sum``
+over exec where the account allows it, else size; ``full`` also reads the file back),
+rename over the final name, and only then the sidecar, itself written to a partial name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import posixpath
+import queue
+import threading
+from collections import deque
+from pathlib import Path
+from typing import cast
+
+import asyncssh
+
+from ..atomic import fsync_dir, local_io_error, write_bytes_atomic
+from ..errors import LocalIOError
+from .names import SIDECAR_SUFFIX, partial_name
+from .progress import Progress
+from .remote import FileInfo
+from .sftp import CONNECTION_LOST, FileFailed, SftpPool, connection_lost, sftp_error_text
+
+log = logging.getLogger("longterm_sync.media.transfer")
+
+THREAD_MIN_SIZE = 4 << 20  # smaller files are written and hashed in one to_thread call
+READ_AHEAD = 1 << 20  # local bytes read per thread hop when uploading
+
+
+class _Sink:
+    """Writes and hashes a partial file, in order, off the event loop."""
+
+    def __init__(self, path: Path, offset: int, threaded: bool) -> None:
+        self.path = path
+        self.offset = offset
+        self.threaded = threaded
+        self.error: OSError | None = None
+        self._chunks: list[bytes] = []
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._hash = hashlib.md5()
+        self._fh: object | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.threaded:
+            self._thread = threading.Thread(target=self._run, name="media-sink", daemon=True)
+            self._thread.start()
+
+    def _open(self) -> object:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.offset:
+            fh = open(self.path, "r+b")  # noqa: SIM115 - closed in _close
+            remaining = self.offset
+            while remaining:
+                block = fh.read(min(remaining, 1 << 20))
+                if not block:
+                    raise OSError(errno.EIO, "partial file shrank while resuming")
+                self._hash.update(block)
+                remaining -= len(block)
+            fh.truncate(self.offset)
+            return fh
+        return open(self.path, "wb")
+
+    def _run(self) -> None:
+        try:
+            fh = self._open()
+        except OSError as exc:
+            self.error = exc
+            fh = None
+        while (item := self._queue.get()) is not None:
+            if fh is not None and self.error is None:
+                try:
+                    fh.write(item)  # type: ignore[attr-defined]
+                    self._hash.update(item)
+                except OSError as exc:
+                    self.error = exc
+        self._fh = fh
+
+    def put(self, data: bytes) -> None:
+        if self.threaded:
+            self._queue.put(data)
+        else:
+            self._chunks.append(data)
+
+    def _finish_sync(self, mtime: int) -> str:
+        if not self.threaded:
+            fh = self._open()
+            self._fh = fh
+            for chunk in self._chunks:
+                fh.write(chunk)  # type: ignore[attr-defined]
+                self._hash.update(chunk)
+        if self.error is not None:
+            raise self.error
+        fh = self._fh
+        assert fh is not None
+        fh.flush()  # type: ignore[attr-defined]
+        os.fsync(fh.fileno())  # type: ignore[attr-defined]
+        fh.close()  # type: ignore[attr-defined]
+        os.utime(self.path, (mtime, mtime))
+        return self._hash.hexdigest()
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+    async def finish(self, mtime: int) -> str:
+        await asyncio.to_thread(self._join)
+        return await asyncio.to_thread(self._finish_sync, mtime)
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self._join)
+        with contextlib.suppress(Exception):
+            self._fh.close()  # type: ignore[union-attr]
+
+
+async def _pipelined_read(
+    fh: asyncssh.SFTPClientFile,
+    start: int,
+    size: int,
+    block: int,
+    depth: int,
+    sink: _Sink,
+    progress: Progress,
+) -> None:
+    """Read ``[start, size)`` with ``depth`` requests in flight, delivering in order."""
+    window: deque[tuple[int, int, asyncio.Future[bytes]]] = deque()
+    pos = start
+    try:
+        while pos < size or window:
+            while pos < size and len(window) < depth:
+                n = min(block, size - pos)
+                window.append((pos, n, asyncio.ensure_future(fh.read(n, pos))))
+                pos += n
+            offset, want, fut = window.popleft()
+            data = await fut
+            while len(data) < want:  # a short read: ask for the rest before going on
+                more = cast(bytes, await fh.read(want - len(data), offset + len(data)))
+                if not more:
+                    raise FileFailed("the file shrank on the server during the transfer")
+                data += more
+            sink.put(data)
+            progress.advance(len(data))
+            if sink.error is not None:
+                raise sink.error
+    finally:
+        for _, _, fut in window:
+            fut.cancel()
+        if window:
+            await asyncio.gather(*(f for _, _, f in window), return_exceptions=True)
+
+
+async def _fetch(
+    pool: SftpPool, rpath: str, video: FileInfo, partial: Path, progress: Progress, resume: bool
+) -> str:
+    """Download into ``partial``; return the md5 of what was written."""
+    offset = 0
+    if resume:
+        with contextlib.suppress(OSError):
+            have = (await asyncio.to_thread(partial.stat)).st_size
+            if 0 < have <= video.size:
+                offset = have
+                log.info("resuming %s at %d of %d bytes", rpath, have, video.size)
+    sink = _Sink(partial, offset, threaded=video.size - offset >= THREAD_MIN_SIZE)
+    sink.start()
+    progress.advance(offset)
+    ok = False
+    try:
+        async with pool.transfer() as sftp, sftp.open(rpath, "rb", block_size=0) as fh:
+            await _pipelined_read(
+                fh,
+                offset,
+                video.size,
+                pool.block_size,
+                pool.limits.sftp_max_requests,
+                sink,
+                progress,
+            )
+        md5 = await sink.finish(video.mtime)
+        ok = True
+        return md5
+    finally:
+        if not ok:
+            await sink.abort()
+
+
+async def download(
+    pool: SftpPool,
+    rpath: str,
+    video: FileInfo,
+    expected: str,
+    final: Path,
+    progress: Progress,
+) -> str:
+    """Fetch one verified file to ``final`` (and its ``.md5sum`` beside it); return its md5.
+
+    Raises FileFailed (this file only), LocalIOError (local disk) or ConnectError (link lost).
+    """
+    partial = final.with_name(partial_name(final.name))
+    got = ""
+    for attempt in (1, 2):
+        done_before = progress.bytes_done
+        try:
+            got = await _fetch(pool, rpath, video, partial, progress, resume=attempt == 1)
+        except CONNECTION_LOST as exc:
+            raise connection_lost(pool.profile, exc) from exc
+        except asyncssh.SFTPEOFError as exc:
+            _unlink(partial)
+            raise FileFailed("the file shrank on the server during the transfer") from exc
+        except asyncssh.SFTPError as exc:
+            raise FileFailed(f"server refused the read: {sftp_error_text(exc)}") from exc
+        except OSError as exc:
+            _unlink(partial)
+            raise _local_error(exc, final) from exc
+        if got == expected:
+            break
+        _unlink(partial)
+        progress.advance(done_before - progress.bytes_done)  # rewind: it will be sent again
+        log.warning(
+            "%s: corrupted on transfer (md5 %s, sidecar says %s)%s",
+            rpath,
+            got,
+            expected,
+            "; retrying once" if attempt == 1 else "",
+        )
+    else:
+        raise FileFailed(
+            f"corrupted on transfer: md5 differs (server sidecar {expected}, received {got}) "
+            "twice; the local copy was left as it was"
+        )
+    try:
+        await asyncio.to_thread(_install, partial, final, expected)
+    except OSError as exc:
+        raise _local_error(exc, final) from exc
+    return got
+
+
+def _install(partial: Path, final: Path, md5: str) -> None:
+    partial.replace(final)
+    write_bytes_atomic(final.with_name(final.name + SIDECAR_SUFFIX), f"{md5}\n".encode())
+    fsync_dir(final.parent)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _local_error(exc: OSError, path: Path) -> LocalIOError:
+    if exc.errno == errno.EFBIG:
+        return LocalIOError(
+            f"disk full while writing {path} (file size limit reached)",
+            hint="free some space or raise the limit, then re-run",
+        )
+    return local_io_error(exc, path)
+
+
+# ---------------------------------------------------------------------------- uploads
+
+
+async def _send(
+    sftp: asyncssh.SFTPClient,
+    local: Path,
+    rpartial: str,
+    size: int,
+    block: int,
+    depth: int,
+    progress: Progress,
+) -> None:
+    pending: deque[asyncio.Future[None]] = deque()
+    try:
+        fh_local = await asyncio.to_thread(open, local, "rb")
+    except OSError as exc:
+        raise FileFailed(f"cannot read the local file: {exc.strerror}") from exc
+    try:
+        async with sftp.open(rpartial, "wb", block_size=0) as fh:
+            pos = 0
+            while pos < size:
+                chunk = await asyncio.to_thread(fh_local.read, max(READ_AHEAD, block))
+                if not chunk:
+                    raise FileFailed("the local file shrank during the upload")
+                view = memoryview(chunk)
+                for i in range(0, len(chunk), block):
+                    if len(pending) >= depth:
+                        await pending.popleft()
+                    piece = bytes(view[i : i + block])
+                    pending.append(asyncio.ensure_future(_write(fh, piece, pos, progress)))
+                    pos += len(piece)
+            while pending:
+                await pending.popleft()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        fh_local.close()
+
+
+async def _write(fh: asyncssh.SFTPClientFile, data: bytes, pos: int, progress: Progress) -> None:
+    await fh.write(data, pos)
+    progress.advance(len(data))
+
+
+async def _read_back_md5(pool: SftpPool, rpath: str, size: int) -> str:
+    h = hashlib.md5()
+
+    class _HashSink(_Sink):
+        def put(self, data: bytes) -> None:
+            h.update(data)
+
+    sink = _HashSink(Path(os.devnull), 0, threaded=False)
+    async with pool.transfer() as sftp, sftp.open(rpath, "rb", block_size=0) as fh:
+        await _pipelined_read(
+            fh, 0, size, pool.block_size, pool.limits.sftp_max_requests, sink, Progress()
+        )
+    return h.hexdigest()
+
+
+async def _verify_remote(
+    pool: SftpPool, rpath: str, info: FileInfo, md5: str, verify: str
+) -> tuple[bool, str]:
+    attrs = await pool.sftp.stat(rpath)
+    if attrs.size != info.size:
+        return False, f"size on the server is {attrs.size}, expected {info.size}"
+    if verify == "full":
+        got = await _read_back_md5(pool, rpath, info.size)
+        return got == md5, f"read-back md5 {got}, expected {md5}"
+    if verify == "md5":
+        got_md5 = await pool.remote_md5(rpath)
+        if got_md5 is not None:
+            return got_md5 == md5, f"md5sum on the server {got_md5}, expected {md5}"
+    return True, "size only"
+
+
+async def replace_remote(sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
+    """Rename over an existing file (OpenSSH's posix-rename, else remove + rename)."""
+    try:
+        await sftp.posix_rename(src, dst)
+    except asyncssh.SFTPOpUnsupported:
+        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+            await sftp.remove(dst)
+        await sftp.rename(src, dst)
+
+
+async def upload(
+    pool: SftpPool,
+    local: Path,
+    rpath: str,
+    info: FileInfo,
+    md5: str,
+    verify: str,
+    progress: Progress,
+) -> tuple[FileInfo, FileInfo]:
+    """Send one file, verify it, rename it into place, then write its sidecar.
+
+    Returns the server's (video, sidecar) stat for the md5 cache."""
+    rdir, name = posixpath.split(rpath)
+    rpartial = posixpath.join(rdir, partial_name(name))
+    why = ""
+    try:
+        for attempt in (1, 2):
+            done_before = progress.bytes_done
+            async with pool.transfer() as sftp:
+                await _send(
+                    sftp,
+                    local,
+                    rpartial,
+                    info.size,
+                    pool.block_size,
+                    pool.limits.sftp_max_requests,
+                    progress,
+                )
+                await sftp.utime(rpartial, (info.mtime, info.mtime))
+            ok, why = await _verify_remote(pool, rpartial, info, md5, verify)
+            if ok:
+                break
+            with contextlib.suppress(asyncssh.SFTPError):
+                await pool.sftp.remove(rpartial)
+            progress.advance(done_before - progress.bytes_done)
+            log.warning(
+                "%s: upload did not verify (%s)%s",
+                rpath,
+                why,
+                "; retrying once" if attempt == 1 else "",
+            )
+        else:
+            raise FileFailed(
+                f"upload did not verify twice ({why}); the server copy was left as it was"
+            )
+        sftp = pool.sftp
+        await replace_remote(sftp, rpartial, rpath)
+        side_partial = posixpath.join(rdir, partial_name(name + SIDECAR_SUFFIX))
+        async with sftp.open(side_partial, "wb") as fh:
+            await fh.write(f"{md5}\n".encode(), 0)
+        await replace_remote(sftp, side_partial, rpath + SIDECAR_SUFFIX)
+        video_attrs, side_attrs = await asyncio.gather(
+            sftp.stat(rpath), sftp.stat(rpath + SIDECAR_SUFFIX)
+        )
+    except CONNECTION_LOST as exc:
+        raise connection_lost(pool.profile, exc) from exc
+    except asyncssh.SFTPError as exc:
+        raise FileFailed(f"server refused: {sftp_error_text(exc)}") from exc
+    return (
+        FileInfo(info.rel, int(video_attrs.size or 0), int(video_attrs.mtime or 0)),
+        FileInfo(info.rel + SIDECAR_SUFFIX, int(side_attrs.size or 0), int(side_attrs.mtime or 0)),
+    )
