@@ -101,6 +101,19 @@ class Selection:
     def is_all(self) -> bool:
         return self.participants is None
 
+    def skipped_records(self) -> list[dict[str, str | int | None]]:
+        """The skipped rows for a ``--json`` summary."""
+        return [
+            {
+                "row": s.row,
+                "external_id": s.external_id,
+                "start": s.start.isoformat() if s.start else None,
+                "stop": s.stop.isoformat() if s.stop else None,
+                "reason": s.reason,
+            }
+            for s in self.skipped
+        ]
+
     def describe(self) -> str:
         """One line for the log; never contains a name, only id prefixes."""
         rng = _describe_range(self.start, self.stop)

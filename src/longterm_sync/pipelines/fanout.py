@@ -1,0 +1,128 @@
+"""Fan-out over participants for the report pipelines (user_feedback, user_activity).
+
+N workers read participant indexes from a queue inside one :class:`asyncio.TaskGroup`; each
+participant's range is fetched window by window (:mod:`longterm_sync.windows`). A participant
+whose window still fails after the client's retries (:class:`TransientError`) is recorded as a
+failure and the others go on; any other :class:`LongtermError` (token rejected, route missing,
+server unreachable) stops the run and reaches the CLI as that one error, not as an exception
+group, so it prints as one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from ..api import PlatformClient
+from ..config import Limits
+from ..errors import LongtermError, TransientError
+from ..select import Directory, Participant, Selection, resolve_participants
+from ..summary import Summary
+from ..windows import participant_windows
+
+T = TypeVar("T")
+
+
+def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The leaf of a (nested) exception group to raise: a run-stopping error of ours first,
+    then a per-item one, then anything else (a bug, shown as the traceback it deserves)."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    ours = [leaf for leaf in leaves if isinstance(leaf, LongtermError)]
+    fatal = [leaf for leaf in ours if not isinstance(leaf, TransientError)]
+    for choice in (fatal, ours, leaves):
+        if choice:
+            return choice[0]
+    return group
+
+
+async def resolve_into(
+    selection: Selection, client: Directory, summary: Summary
+) -> list[Participant]:
+    """Who the run covers; warnings and skipped spreadsheet rows go into ``summary``."""
+    participants, warnings = await resolve_participants(selection, client)
+    summary.warnings.extend(warnings)
+    if selection.skipped:
+        summary.count("skipped", len(selection.skipped))
+        summary.details["skipped"] = selection.skipped_records()
+    return participants
+
+
+async def fetch_windows(
+    client: PlatformClient,
+    route: str,
+    participant: Participant,
+    limits: Limits,
+    *,
+    start: datetime | None,
+    stop: datetime | None,
+    now: datetime,
+) -> list[Any]:
+    """All rows of one participant in ``(start, stop)``, in window order.
+
+    Windows run in parallel (the client's connector bounds the connections). With an open
+    start there is no schedule here to anchor windows on, so the range is one request.
+    """
+    windows = participant_windows(
+        start, stop, days=limits.window_days, schedule=None, tz=client.profile.tz, now=now
+    )
+    if len(windows) == 1:
+        w = windows[0]
+        return await client.list_route(route, participant.external_id, w.start, w.stop)
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    client.list_route(route, participant.external_id, w.start, w.stop)
+                )
+                for w in windows
+            ]
+    except BaseExceptionGroup as exc:
+        raise first_error(exc) from None
+    rows: list[Any] = []
+    for task in tasks:
+        rows.extend(task.result())
+    return rows
+
+
+async def per_participant(
+    participants: Sequence[Participant],
+    limits: Limits,
+    fetch: Callable[[Participant], Awaitable[T]],
+    summary: Summary,
+) -> list[T | None]:
+    """``fetch`` every participant with ``rest_concurrency`` workers; ``None`` = failed.
+
+    Results keep the participants' order whatever order they finish in.
+    """
+    out: list[T | None] = [None] * len(participants)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(participants)):
+        queue.put_nowait(index)
+
+    async def worker() -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            p = participants[index]
+            try:
+                out[index] = await fetch(p)
+            except TransientError as exc:
+                summary.fail(f"participant {p.external_id}", str(exc))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(limits.rest_concurrency, len(participants))):
+                group.create_task(worker())
+    except BaseExceptionGroup as exc:
+        raise first_error(exc) from None
+    return out

@@ -1,0 +1,105 @@
+"""``user_feedback``: every free-text feedback comment of the selected participants, one CSV.
+
+``user_feedback.csv`` has the columns ``date,external_id,video,comment``, newest first (ties
+keep the participants' order, then the server's). ``date`` is written as the server sent it
+(ISO 8601 with the Warsaw offset); sorting uses the parsed instant, so ``+01:00`` and
+``+02:00`` values order correctly across a DST change. The file is UTF-8 without a BOM;
+comments keep their newlines and commas, quoted as CSV requires. A comment without a date is
+kept, listed last, and counted as incomplete.
+
+Each participant's range (from the selection) is fetched window by window
+(``[limits] window_days``). An open range is one request: comments are a few hundred bytes
+each, so even years of them stay small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as clock
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..api import FEEDBACK_COMMENTS, PlatformClient
+from ..atomic import write_text_atomic
+from ..config import Limits, ServerProfile
+from ..select import Participant, Selection
+from ..summary import Summary
+from ..timeutil import parse_datetime
+from .fanout import fetch_windows, per_participant, resolve_into
+
+log = logging.getLogger("longterm_sync.pipelines.feedback")
+
+CSV_NAME = "user_feedback.csv"
+COLUMNS = ("date", "external_id", "video", "comment")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedbackOptions:
+    selection: Selection
+    output_dir: Path = Path()
+
+
+def _sort_key(row: dict[str, Any]) -> float:
+    value = row.get("date")
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value).timestamp()
+        except ValueError:
+            pass
+    return float("-inf")
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def feedback_csv(rows: list[dict[str, Any]]) -> str:
+    """The CSV text, newest first; rows without a parsable date last."""
+    import pandas as pd
+
+    ordered = sorted(rows, key=_sort_key, reverse=True)  # stable: ties keep fetch order
+    frame = pd.DataFrame(
+        [[_text(r.get(c)) for c in COLUMNS] for r in ordered], columns=list(COLUMNS)
+    )
+    return str(frame.to_csv(index=False, lineterminator="\n"))
+
+
+async def run_feedback(
+    profile: ServerProfile,
+    limits: Limits,
+    options: FeedbackOptions,
+    *,
+    reporter: Any = None,
+) -> Summary:
+    """Fetch every selected participant's comments and write ``user_feedback.csv``."""
+    began = clock.monotonic()
+    summary = Summary(command="user_feedback")
+    now = datetime.now(profile.tz)
+    async with PlatformClient(profile, limits) as client:
+        participants = await resolve_into(options.selection, client, summary)
+
+        async def fetch(p: Participant) -> list[Any]:
+            return await fetch_windows(
+                client, FEEDBACK_COMMENTS, p, limits, start=p.start, stop=p.stop, now=now
+            )
+
+        chunks = await per_participant(participants, limits, fetch, summary)
+        summary.bytes = client.bytes_received
+        summary.details["requests"] = client.requests
+    rows = [r if isinstance(r, dict) else {} for chunk in chunks if chunk for r in chunk]
+    incomplete = sum(1 for r in rows if _sort_key(r) == float("-inf") or not r.get("video"))
+    text = await asyncio.to_thread(feedback_csv, rows)
+    path = options.output_dir / CSV_NAME
+    await asyncio.to_thread(write_text_atomic, path, text)
+    summary.files.append(str(path))
+    summary.count("participants", len(participants))
+    summary.count("comments", len(rows))
+    if incomplete:
+        summary.count("incomplete comments", incomplete)
+        summary.warnings.append(f"{incomplete} comment(s) lack a date or a video")
+    summary.elapsed_s = clock.monotonic() - began
+    log.info("user_feedback: %d comments of %d participants", len(rows), len(participants))
+    return summary
