@@ -1,0 +1,560 @@
+"""download-results: every selected participant's watch results and feedback, to JSON files.
+
+Files written into the output folder (format: :mod:`longterm_sync.jsonstream`)::
+
+    results_feedback_{external_id}.json   one participant's feedback, in date order
+    results_feedback_all.json             every participant's feedback
+    results_{external_id}.json            one participant's results, in date order, each
+                                          result's user_feedback rebuilt (see below)
+    results_all.json                      every participant's results
+
+The ``_all`` files hold the participants in selection order (for "all": the order of
+``/api/users/``), each participant's items in date order: the concatenation of the
+participant files, copied from them without parsing. ``--mode feedback`` writes only the
+feedback files, ``--mode results`` only the results files (the feedback is still fetched, to
+rebuild ``user_feedback``).
+
+``user_feedback``: the server puts only the first feedback comment into each result (API.md,
+"Known server bug"); it is replaced by the list of all that participant's feedback for the
+same video within the requested range, in date order (``[]`` when there is none).
+
+How the work is shaped, and why:
+
+- Each participant's range is split into windows (:mod:`longterm_sync.windows`) so that no
+  response grows with the study. Windows of one participant are fetched in parallel, then
+  sorted and written in window order; since windows are disjoint and ordered, that is date
+  order with no global sort.
+- Memory is bounded by a number of *window slots*: a window holds one from the moment its
+  request is started until its encoded items are on disk. Parsing, which briefly needs
+  several times the body's size, is limited further (``CPU_SLOTS``).
+- Participants are a queue worked by a fixed number of workers inside a TaskGroup. A
+  participant whose list fails (a poison row answers 500 on every retry) fails alone and is
+  named in the summary; a rejected token, a wrong route, an unreachable server or a disk that
+  refuses stop the whole run. Cancellation (Ctrl-C) unwinds every writer, which deletes its
+  temporary file: no partial file is ever left under a final name.
+- A result that lacks what this needs (date, result object, video) is written anyway,
+  counted, and reported as a warning; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from ..api import FEEDBACK_COMMENTS, WATCH_RESULTS, PlatformClient
+from ..atomic import local_io_error
+from ..config import Limits, ServerProfile
+from ..errors import LongtermError, ProtocolError, TransientError
+from ..jsonstream import AsyncArrayFile, encode_item
+from ..select import Participant, Selection, resolve_participants
+from ..summary import Summary
+from ..windows import Window, participant_windows
+
+log = logging.getLogger("longterm_sync.results")
+
+MODES = ("feedback", "results", "feedback+results")
+CPU_SLOTS = 2
+"""Windows parsed and encoded at once. orjson holds the GIL, so more buys no speed."""
+
+PARTICIPANT_ERRORS = (TransientError, ProtocolError)
+"""Errors that fail one participant; every other error stops the run."""
+
+MAX_PROBLEMS_LISTED = 3
+
+
+@dataclass(frozen=True)
+class ResultsOptions:
+    output_dir: Path
+    selection: Selection
+    mode: str = "feedback+results"
+    now: datetime | None = None  # pinned in tests; None = the current time
+
+    @property
+    def want_results(self) -> bool:
+        return "results" in self.mode
+
+    @property
+    def want_feedback(self) -> bool:
+        return "feedback" in self.mode
+
+
+class ResultsReporter(Protocol):
+    """Progress, for a CLI that wants to show it; the pipeline itself only logs."""
+
+    def participant_done(self, external_id: str, results: int, feedback: int) -> None: ...
+
+    def participant_failed(self, external_id: str, reason: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """What one participant produced."""
+
+    participant: Participant
+    results: int = 0
+    feedback: int = 0
+    results_path: Path | None = None
+    feedback_path: Path | None = None
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+
+
+@dataclass
+class EncodedWindow:
+    """A window's items, sorted and encoded, ready to append to a participant's file."""
+
+    parts: list[bytes]
+    problems: list[str]
+
+
+@dataclass
+class Feedback:
+    """A participant's feedback in date order, and the same grouped by video."""
+
+    items: list[Any]
+    by_video: dict[str, list[Any]]
+    problems: list[str]
+
+
+# -- pure functions (run in worker threads) -----------------------------------------------
+
+
+def _date_key(item: Any, tz: ZoneInfo) -> tuple[int, int]:
+    """Sort key: microseconds since the epoch; undated items last, in server order."""
+    value = item.get("date") if isinstance(item, dict) else None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return (1, 0)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        return (0, int(moment.timestamp()) * 1_000_000 + moment.microsecond)
+    return (1, 0)
+
+
+def _load_list(body: bytes, what: str) -> list[Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"{what}: the server sent invalid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise ProtocolError(f"{what}: the server did not answer a list")
+    return data
+
+
+def sort_by_date(items: list[Any], tz: ZoneInfo) -> list[Any]:
+    """Stable: items with the same date keep the server's order."""
+    return sorted(items, key=lambda item: _date_key(item, tz))
+
+
+def _describe(item: Any) -> str:
+    date = item.get("date") if isinstance(item, dict) else None
+    return f"item dated {date}" if isinstance(date, str) else "undated item"
+
+
+def build_feedback(bodies: Sequence[bytes], tz: ZoneInfo, what: str) -> Feedback:
+    """Merge a participant's feedback windows (in window order) into a :class:`Feedback`."""
+    items: list[Any] = []
+    problems: list[str] = []
+    for body in bodies:
+        items.extend(sort_by_date(_load_list(body, what), tz))
+    by_video: dict[str, list[Any]] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            problems.append("feedback item that is not an object")
+            continue
+        missing = [k for k in ("date", "video", "comment") if k not in item]
+        if missing:
+            problems.append(f"feedback {_describe(item)} lacks {', '.join(missing)}")
+        if _date_key(item, tz)[0] and "date" not in missing:
+            problems.append(f"feedback with an unreadable date {item.get('date')!r}")
+        video = item.get("video")
+        if isinstance(video, str):
+            by_video.setdefault(video, []).append(item)
+    return Feedback(items=items, by_video=by_video, problems=problems)
+
+
+def fix_result(item: Any, feedback: Feedback, tz: ZoneInfo) -> str | None:
+    """Rebuild ``user_feedback`` in place; return what the result lacks, if anything."""
+    if not isinstance(item, dict):
+        return "a result that is not an object"
+    lacks = [k for k in ("date", "result") if k not in item]
+    result = item.get("result")
+    if isinstance(result, dict):
+        video = result.get("video")
+        result["user_feedback"] = list(feedback.by_video.get(video, ())) if video else []
+        if not isinstance(video, str) or not video:
+            lacks.append("result.video")
+    elif "result" in item:
+        lacks.append("a result object")
+    if not lacks and _date_key(item, tz)[0]:
+        return f"result with an unreadable date {item.get('date')!r}"
+    return f"result {_describe(item)} lacks {', '.join(lacks)}" if lacks else None
+
+
+def encode_results_window(
+    body: bytes, feedback: Feedback, tz: ZoneInfo, what: str
+) -> EncodedWindow:
+    """Parse, sort, fix and encode one window; drops each parsed item once encoded."""
+    data = _load_list(body, what)
+    del body
+    order = sorted(range(len(data)), key=lambda i: _date_key(data[i], tz))
+    parts: list[bytes] = []
+    problems: list[str] = []
+    for i in order:
+        item, data[i] = data[i], None
+        problem = fix_result(item, feedback, tz)
+        if problem:
+            problems.append(problem)
+        parts.append(encode_item(item))
+    return EncodedWindow(parts=parts, problems=problems)
+
+
+# -- the pipeline ----------------------------------------------------------------------------
+
+
+class _ScheduleMemo:
+    """The client as :func:`resolve_participants` sees it, keeping the schedules it fetched.
+
+    Selection already asks for the participants' schedules; their dates anchor the windows,
+    so keeping them saves a second request.
+    """
+
+    def __init__(self, client: PlatformClient) -> None:
+        self.client = client
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.asked: set[str] = set()
+        self.asked_all = False
+
+    async def users(self) -> list[str]:
+        return await self.client.users()
+
+    async def schedules(self, external_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        rows = await self.client.schedules(external_ids)
+        if external_ids is None:
+            self.asked_all = True
+        else:
+            self.asked.update(external_ids)
+        for row in rows:
+            schedule = row.get("schedule")
+            if isinstance(schedule, dict) and schedule.get("external_id"):
+                self.by_id.setdefault(str(schedule["external_id"]), schedule)
+        return rows
+
+    async def ensure(self, external_ids: Sequence[str]) -> None:
+        if self.asked_all:
+            return
+        todo = [e for e in external_ids if e not in self.asked]
+        if todo:
+            await self.schedules(todo)
+
+
+def probe_output_dir(folder: Path) -> None:
+    """Fail before any request when the output folder cannot take files (exit 4)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".longterm-probe-", dir=folder)
+        os.close(fd)
+        Path(name).unlink()
+    except OSError as exc:
+        raise local_io_error(exc, folder) from None
+
+
+def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The error to report from a TaskGroup's group: the first of ours, else the first."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for sub in exc.exceptions:
+                walk(sub)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, LongtermError):
+            return exc
+    return leaves[0] if leaves else group
+
+
+class ResultsRun:
+    """One download-results run; state shared by the workers."""
+
+    def __init__(
+        self,
+        profile: ServerProfile,
+        limits: Limits,
+        options: ResultsOptions,
+        client: PlatformClient,
+        memo: _ScheduleMemo,
+        summary: Summary,
+        reporter: ResultsReporter | None,
+    ) -> None:
+        self.profile = profile
+        self.tz = profile.tz
+        self.limits = limits
+        self.options = options
+        self.client = client
+        self.memo = memo
+        self.summary = summary
+        self.reporter = reporter
+        self.now = options.now or datetime.now(self.tz)
+        self.slots = asyncio.Semaphore(limits.rest_concurrency + 2)
+        self.cpu = asyncio.Semaphore(CPU_SLOTS)
+        self.windows = 0
+
+    def plan(self, p: Participant) -> list[Window]:
+        return participant_windows(
+            p.start,
+            p.stop,
+            days=self.limits.window_days,
+            schedule=self.memo.by_id.get(p.external_id),
+            tz=self.tz,
+            now=self.now,
+        )
+
+    async def feedback(self, p: Participant, windows: list[Window]) -> Feedback:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(
+                    self.client.list_route_bytes(FEEDBACK_COMMENTS, p.external_id, w.start, w.stop)
+                )
+                for w in windows
+            ]
+        bodies = [t.result() for t in tasks]
+        what = f"participant {p.external_id} feedback"
+        if sum(len(b) for b in bodies) > 256 * 1024:
+            return await asyncio.to_thread(build_feedback, bodies, self.tz, what)
+        return build_feedback(bodies, self.tz, what)
+
+    async def results_window(
+        self, p: Participant, w: Window, feedback: Awaitable[Feedback]
+    ) -> EncodedWindow:
+        body = await self.client.list_route_bytes(WATCH_RESULTS, p.external_id, w.start, w.stop)
+        fb = await feedback
+        async with self.cpu:
+            what = f"participant {p.external_id} results"
+            return await asyncio.to_thread(encode_results_window, body, fb, self.tz, what)
+
+    async def results(
+        self,
+        p: Participant,
+        windows: list[Window],
+        feedback: asyncio.Task[Feedback],
+        tg: asyncio.TaskGroup,
+        outcome: Outcome,
+    ) -> None:
+        """Stream one participant's results file, windows fetched ahead within the slots."""
+        path = self.options.output_dir / f"results_{p.external_id}.json"
+        pending: deque[asyncio.Task[EncodedWindow]] = deque()
+        held = 0
+
+        async def write_head(out: AsyncArrayFile) -> None:
+            nonlocal held
+            task = pending.popleft()
+            window = await task
+            await out.write_parts(window.parts)
+            outcome.results += len(window.parts)
+            outcome.problem_count += len(window.problems)
+            outcome.problems.extend(window.problems[:MAX_PROBLEMS_LISTED])
+            held -= 1
+            self.slots.release()
+
+        try:
+            async with AsyncArrayFile(path) as out:
+                for w in windows:
+                    # Write what is ready; while no slot is free, wait for our own head
+                    # (it holds a slot already), so we block on the semaphore only when
+                    # we hold nothing: no two participants can wait on each other.
+                    while pending and (pending[0].done() or self.slots.locked()):
+                        await write_head(out)
+                    await self.slots.acquire()
+                    held += 1
+                    pending.append(tg.create_task(self.results_window(p, w, feedback)))
+                while pending:
+                    await write_head(out)
+        finally:
+            for task in pending:
+                task.cancel()
+            for _ in range(held):
+                self.slots.release()
+        outcome.results_path = path
+
+    async def participant(self, p: Participant) -> Outcome:
+        windows = self.plan(p)
+        self.windows += len(windows)
+        outcome = Outcome(participant=p)
+        async with asyncio.TaskGroup() as tg:
+            fb_task = tg.create_task(self.feedback(p, windows))
+            if self.options.want_results:
+                tg.create_task(self.results(p, windows, fb_task, tg, outcome))
+        fb = fb_task.result()
+        outcome.feedback = len(fb.items)
+        outcome.problem_count += len(fb.problems)
+        outcome.problems.extend(fb.problems[:MAX_PROBLEMS_LISTED])
+        if self.options.want_feedback:
+            path = self.options.output_dir / f"results_feedback_{p.external_id}.json"
+            async with AsyncArrayFile(path) as out:
+                await out.write_parts([encode_item(item) for item in fb.items])
+            outcome.feedback_path = path
+        return outcome
+
+    async def worker(
+        self,
+        queue: asyncio.Queue[tuple[int, Participant]],
+        done: list[asyncio.Future[Outcome | None]],
+    ) -> None:
+        while True:
+            try:
+                index, p = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            outcome: Outcome | None = None
+            failure = ""
+            try:
+                outcome = await self.participant(p)
+            except* PARTICIPANT_ERRORS as group:
+                failure = str(first_error(group))
+            if outcome is None:
+                self.summary.fail(f"participant {p.external_id}", failure)
+                log.warning("participant %s failed: %s", p.short, failure)
+                if self.reporter:
+                    self.reporter.participant_failed(p.external_id, failure)
+            else:
+                log.debug(
+                    "participant %s: %d results, %d feedback",
+                    p.short,
+                    outcome.results,
+                    outcome.feedback,
+                )
+                if self.reporter:
+                    self.reporter.participant_done(p.external_id, outcome.results, outcome.feedback)
+            done[index].set_result(outcome)
+
+    async def write_all(
+        self,
+        name: str,
+        done: list[asyncio.Future[Outcome | None]],
+        pick: Callable[[Outcome], tuple[Path | None, int]],
+    ) -> None:
+        """Concatenate the participant files, in selection order, as they complete."""
+        async with AsyncArrayFile(self.options.output_dir / name) as out:
+            for future in done:
+                outcome = await future
+                if outcome is None:
+                    continue
+                path, count = pick(outcome)
+                if path is not None:
+                    await out.splice_file(path, count)
+        self.summary.files.append(name)
+
+
+async def run_download_results(
+    profile: ServerProfile,
+    limits: Limits,
+    options: ResultsOptions,
+    *,
+    reporter: ResultsReporter | None = None,
+) -> Summary:
+    """Run download-results; per-participant failures land in the summary."""
+    if options.mode not in MODES:
+        raise ValueError(f"unknown mode {options.mode!r}")
+    summary = Summary(command="download-results")
+    started = time.monotonic()
+    await asyncio.to_thread(probe_output_dir, options.output_dir)
+    async with PlatformClient(profile, limits) as client:
+        memo = _ScheduleMemo(client)
+        participants, warnings = await resolve_participants(options.selection, memo)
+        summary.warnings.extend(warnings)
+        await memo.ensure(
+            [p.external_id for p in participants if p.start is None or p.stop is None]
+        )
+        run = ResultsRun(profile, limits, options, client, memo, summary, reporter)
+        log.info(
+            "downloading %s for %d participants from %s",
+            options.mode,
+            len(participants),
+            profile.url,
+        )
+        loop = asyncio.get_running_loop()
+        done: list[asyncio.Future[Outcome | None]] = [loop.create_future() for _ in participants]
+        queue: asyncio.Queue[tuple[int, Participant]] = asyncio.Queue()
+        for item in enumerate(participants):
+            queue.put_nowait(item)
+        workers = max(1, min(limits.rest_concurrency + 2, len(participants)))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(workers):
+                    tg.create_task(run.worker(queue, done))
+                if options.want_feedback:
+                    tg.create_task(
+                        run.write_all(
+                            "results_feedback_all.json",
+                            done,
+                            lambda o: (o.feedback_path, o.feedback),
+                        )
+                    )
+                if options.want_results:
+                    tg.create_task(
+                        run.write_all(
+                            "results_all.json", done, lambda o: (o.results_path, o.results)
+                        )
+                    )
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+        outcomes = [f.result() for f in done if f.done() and f.result() is not None]
+        _fill_summary(summary, outcomes, run, client, options)
+    summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+def _fill_summary(
+    summary: Summary,
+    outcomes: list[Outcome | None],
+    run: ResultsRun,
+    client: PlatformClient,
+    options: ResultsOptions,
+) -> None:
+    ok = [o for o in outcomes if o is not None]
+    summary.count("participants", len(ok))
+    if options.want_results:
+        summary.count("results", sum(o.results for o in ok))
+    summary.count("feedback", sum(o.feedback for o in ok))
+    incomplete = sum(o.problem_count for o in ok)
+    if incomplete:
+        summary.count("incomplete items", incomplete)
+    summary.bytes = client.bytes_received
+    summary.details.update(
+        {
+            "mode": options.mode,
+            "output_dir": str(options.output_dir),
+            "requests": client.requests,
+            "retried": client.retried,
+            "windows": run.windows,
+        }
+    )
+    for o in ok:
+        if o.problem_count:
+            shown = "; ".join(o.problems[:MAX_PROBLEMS_LISTED])
+            more = o.problem_count - min(len(o.problems), MAX_PROBLEMS_LISTED)
+            summary.warnings.append(
+                f"participant {o.participant.short}: {o.problem_count} item(s) with missing "
+                f"fields, written as received ({shown}{f'; +{more} more' if more > 0 else ''})"
+            )
+        for path in (o.feedback_path, o.results_path):
+            if path is not None:
+                summary.files.append(path.name)

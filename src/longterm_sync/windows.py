@@ -1,0 +1,135 @@
+"""Splitting one participant's time range into request windows.
+
+The list routes answer every matching row in one response (no pagination), so a request for
+a whole study grows with the study: a participant followed for two years is ~180 MB in one
+answer. Asking window by window keeps every response, and so the client's memory, bounded by
+``window_days``, whatever the study's length.
+
+The server's bounds are strict (``start_date < date < stop_date``) and dates have microsecond
+resolution, so consecutive windows share a boundary ``b`` like this::
+
+    (start, b1 + 1us)   (b1, b2 + 1us)   (b2, b3 + 1us)   ...   (bk, stop)
+
+A row dated exactly ``b1`` satisfies ``date < b1 + 1us`` and fails ``date > b1``: it is in the
+first window only. The union of the windows is exactly ``(start, stop)``, the range one
+unwindowed request would cover, with no row lost or counted twice, so no dedupe is needed
+(none would be possible: rows carry no id).
+
+With no start (or no stop) the first (last) window stays open, so a row dated before the
+schedule's first day or after today is still fetched once; the schedule's dates only place
+the boundaries in between. Without any date to anchor on, one unbounded request is made.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .timeutil import parse_datetime
+
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Strict bounds sent as ``start_date`` / ``stop_date``; ``None`` = not sent (open)."""
+
+    start: datetime | None
+    stop: datetime | None
+
+
+def plan_windows(
+    start: datetime | None,
+    stop: datetime | None,
+    *,
+    days: int,
+    anchor_start: datetime | None = None,
+    anchor_end: datetime | None = None,
+) -> list[Window]:
+    """Windows covering exactly ``(start, stop)`` (``None`` = open end).
+
+    Boundaries are placed every ``days`` days from ``start`` (or ``anchor_start`` when the
+    range is open below) up to ``stop`` (or ``anchor_end``); see the module docstring.
+    """
+    if days <= 0:
+        raise ValueError("window days must be positive")
+    lo = start if start is not None else anchor_start
+    hi = stop if stop is not None else anchor_end
+    if lo is None or hi is None or lo >= hi:
+        return [Window(start, stop)]
+    step = timedelta(days=days)
+    bounds: list[datetime] = []
+    b = lo + step
+    while b < hi:
+        bounds.append(b)
+        b = b + step
+    if not bounds:
+        return [Window(start, stop)]
+    windows = [Window(start, bounds[0] + ONE_MICROSECOND)]
+    for a, b in itertools.pairwise(bounds):
+        windows.append(Window(a, b + ONE_MICROSECOND))
+    windows.append(Window(bounds[-1], stop))
+    return windows
+
+
+def schedule_span(
+    schedule: Mapping[str, Any] | None, tz: ZoneInfo
+) -> tuple[datetime, datetime] | None:
+    """First entry start and last entry end (or start) of a stored schedule, if any parse."""
+    if not isinstance(schedule, Mapping):
+        return None
+    entries = schedule.get("schedule")
+    if not isinstance(entries, list):
+        return None
+    moments: list[datetime | None] = []
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            moments.extend(_parsed(entry.get(key), tz) for key in ("start", "end"))
+    found = [m for m in moments if m is not None]
+    if not found:
+        return None
+    return min(found), max(found)
+
+
+def _parsed(value: Any, tz: ZoneInfo) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_datetime(value, tz)
+    except ValueError:
+        return None
+
+
+def participant_windows(
+    start: datetime | None,
+    stop: datetime | None,
+    *,
+    days: int,
+    schedule: Mapping[str, Any] | None,
+    tz: ZoneInfo,
+    now: datetime,
+) -> list[Window]:
+    """Windows for one participant: anchored on its schedule when the range is open.
+
+    Boundaries never go past ``now``: rows from the future do not exist yet, and the last
+    window is open anyway when no stop was asked.
+    """
+    span = schedule_span(schedule, tz)
+    anchor_start = span[0] if span else None
+    anchor_end = min(span[1], now) if span else now
+    if start is not None and anchor_start is None:
+        anchor_start = start
+    return plan_windows(start, stop, days=days, anchor_start=anchor_start, anchor_end=anchor_end)
+
+
+def windows_contiguous(windows: Iterable[Window]) -> bool:
+    """True when every row of the range lies in exactly one window (no gap, no overlap)."""
+    items = list(windows)
+    return all(
+        a.stop is not None and b.start is not None and b.start == a.stop - ONE_MICROSECOND
+        for a, b in itertools.pairwise(items)
+    )
