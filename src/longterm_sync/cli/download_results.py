@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..pipelines.results import MODES, ResultsOptions, run_download_results
-from ..select import SELECTION_HELP, add_selection_arguments, selection_from_args, skipped_table
+from ..select import SELECTION_HELP, add_selection_arguments
 from .common import Context, add_output_arguments, add_server_arguments
+from .selection import selection_for
 
 NAME = "download-results"
 ORDER = 30
@@ -61,9 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: Context) -> int:
     profile = ctx.profile
     profile.require_token()
-    selection = selection_from_args(ctx.args, salt=profile.salt, tz=profile.tz)
-    for line in skipped_table(selection, profile.tz):
-        ctx.echo(line)
+    selection = selection_for(ctx)
     options = ResultsOptions(output_dir=ctx.output_dir, selection=selection, mode=ctx.args.mode)
     summary = ctx.run_async(run_download_results(profile, ctx.config.limits, options))
     return ctx.render(summary)

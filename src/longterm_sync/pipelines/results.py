@@ -56,11 +56,12 @@ import orjson
 from ..api import FEEDBACK_COMMENTS, WATCH_RESULTS, PlatformClient
 from ..atomic import local_io_error
 from ..config import Limits, ServerProfile
-from ..errors import LongtermError, ProtocolError, TransientError
+from ..errors import ProtocolError, TransientError
 from ..jsonstream import AsyncArrayFile, encode_item
-from ..select import Participant, Selection, resolve_participants
+from ..select import Participant, Selection
 from ..summary import Summary
 from ..windows import Window, participant_windows
+from .fanout import first_error, resolve_into
 
 log = logging.getLogger("longterm_sync.results")
 
@@ -226,7 +227,7 @@ def encode_results_window(
 # -- the pipeline ----------------------------------------------------------------------------
 
 
-class _ScheduleMemo:
+class ScheduleMemo:
     """The client as :func:`resolve_participants` sees it, keeping the schedules it fetched.
 
     Selection already asks for the participants' schedules; their dates anchor the windows,
@@ -273,24 +274,6 @@ def probe_output_dir(folder: Path) -> None:
         raise local_io_error(exc, folder) from None
 
 
-def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The error to report from a TaskGroup's group: the first of ours, else the first."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for sub in exc.exceptions:
-                walk(sub)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    for exc in leaves:
-        if isinstance(exc, LongtermError):
-            return exc
-    return leaves[0] if leaves else group
-
-
 class ResultsRun:
     """One download-results run; state shared by the workers."""
 
@@ -300,7 +283,7 @@ class ResultsRun:
         limits: Limits,
         options: ResultsOptions,
         client: PlatformClient,
-        memo: _ScheduleMemo,
+        memo: ScheduleMemo,
         summary: Summary,
         reporter: ResultsReporter | None,
     ) -> None:
@@ -477,9 +460,8 @@ async def run_download_results(
     started = time.monotonic()
     await asyncio.to_thread(probe_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
-        memo = _ScheduleMemo(client)
-        participants, warnings = await resolve_participants(options.selection, memo)
-        summary.warnings.extend(warnings)
+        memo = ScheduleMemo(client)
+        participants = await resolve_into(options.selection, memo, summary)
         await memo.ensure(
             [p.external_id for p in participants if p.start is None or p.stop is None]
         )
