@@ -8,7 +8,7 @@ Layers, bottom up: :mod:`.sftp` (connections, host keys, errors), :mod:`.remote`
 from __future__ import annotations
 
 from .progress import MediaReporter, NullReporter, Progress, RecordingReporter, RichReporter
-from .sync import VERIFY_MODES, mirror_down, push_up
+from .sync import VERIFY_MODES, list_remote_videos, mirror_down, push_up
 
 __all__ = [
     "VERIFY_MODES",
@@ -17,6 +17,7 @@ __all__ = [
     "Progress",
     "RecordingReporter",
     "RichReporter",
+    "list_remote_videos",
     "mirror_down",
     "push_up",
 ]

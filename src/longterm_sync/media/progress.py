@@ -53,6 +53,7 @@ class Progress:
         self.bytes_total = 0
         self.files_done = 0
         self.bytes_done = 0
+        self.resumed_bytes = 0  # taken over from .partial files of an interrupted run
         self.started = time.monotonic()
 
     def __repr__(self) -> str:

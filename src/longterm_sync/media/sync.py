@@ -12,7 +12,6 @@ import logging
 import os
 import posixpath
 import time
-from collections import Counter
 from pathlib import Path
 
 from ..atomic import local_io_error, write_bytes_atomic
@@ -144,6 +143,8 @@ async def mirror_down(
         cache.prune(set(hashes) | _still_local(dest, cache))
         await _save(cache)
     summary.details["md5"] = dict(sorted(hashes.items()))
+    if progress.resumed_bytes:
+        summary.details["resumed_bytes"] = progress.resumed_bytes
     summary.elapsed_s = time.monotonic() - started
     return summary
 
@@ -294,6 +295,17 @@ async def push_up(
     return summary
 
 
+async def list_remote_videos(
+    profile: ServerProfile, limits: Limits, *, accept_new_host_key: bool = False
+) -> set[str]:
+    """Videos on the server, by their path below the media folder (listing only)."""
+    async with SftpPool(profile, limits, accept_new_host_key=accept_new_host_key) as pool:
+        remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
+        if not await remote.exists():
+            return set()
+        return set((await remote.walk()).files)
+
+
 async def _make_dirs(pool: SftpPool, remote: SftpRemote, rels: set[str], rtree: Tree) -> None:
     needed = sorted(r for r in rels if r and r not in rtree.dirs)
     try:
@@ -312,7 +324,3 @@ async def _make_dirs(pool: SftpPool, remote: SftpRemote, rels: set[str], rtree: 
                 f"{describe(pool.profile)}: {sftp_error_text(exc)}"
             ) from exc
         raise
-
-
-def reasons(summary: Summary) -> Counter[str]:
-    return Counter(summary.counts)

@@ -148,15 +148,19 @@ async def _pipelined_read(
                 pos += n
             offset, want, fut = window.popleft()
             data = await fut
-            while len(data) < want:  # a short read: ask for the rest before going on
-                more = cast(bytes, await fh.read(want - len(data), offset + len(data)))
-                if not more:
+            got = 0
+            while True:
+                sink.put(data)
+                progress.advance(len(data))
+                if sink.error is not None:
+                    raise sink.error
+                got += len(data)
+                if got >= want:
+                    break
+                # A short read: ask for the rest of this block before going on.
+                data = cast(bytes, await fh.read(want - got, offset + got))
+                if not data:
                     raise FileFailed("the file shrank on the server during the transfer")
-                data += more
-            sink.put(data)
-            progress.advance(len(data))
-            if sink.error is not None:
-                raise sink.error
     finally:
         for _, _, fut in window:
             fut.cancel()
@@ -178,6 +182,7 @@ async def _fetch(
     sink = _Sink(partial, offset, threaded=video.size - offset >= THREAD_MIN_SIZE)
     sink.start()
     progress.advance(offset)
+    progress.resumed_bytes += offset
     ok = False
     try:
         async with pool.transfer() as sftp, sftp.open(rpath, "rb", block_size=0) as fh:
