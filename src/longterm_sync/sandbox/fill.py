@@ -1,0 +1,118 @@
+"""Fill a platform server with a synthetic study through its public routes only.
+
+The same code fills the sandbox and a real (test) platform: the operator uploads each
+schedule (personal data removed), then every participant logs in with its external_id and
+posts what its phone would post, with its own token, trailing slashes always, naive Warsaw
+dates. Orphan accounts are made the way they happen in real studies: a schedule upload that
+crashes the server after the account was created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..config import mask_token
+from ..errors import AuthError, ConnectError, ProtocolError
+from ..ids import external_id
+from ..summary import Summary
+from .synth import SURNAME, Study, SynthParticipant
+
+log = logging.getLogger("longterm_sync.sandbox.fill")
+
+ROUTES = {
+    "update_schedule": "/api/users/update_schedule/",
+    "login": "/api/users/token/login/",
+    "watch-results": "/api/watch-results/",
+    "feedback-comments": "/api/feedback-comments/",
+    "missing-videos": "/api/missing-videos/",
+}
+
+
+class FillClient:
+    """The few POSTs a study needs; every unexpected answer is a one-line error."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session = session
+        self.url = url.rstrip("/")
+
+    async def post(
+        self, route: str, body: Any, token: str | None, expect: int
+    ) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Token {token}"
+        try:
+            async with self.session.post(
+                self.url + ROUTES[route],
+                data=orjson.dumps(body),
+                headers=headers,
+                allow_redirects=False,
+            ) as resp:
+                data = await resp.read()
+        except aiohttp.ClientError as exc:
+            raise ConnectError(f"cannot POST {ROUTES[route]} to {self.url}: {exc}") from exc
+        if resp.status == 401:
+            raise AuthError(f"{self.url} refused token {mask_token(token)} on {ROUTES[route]}")
+        if resp.status != expect:
+            raise ProtocolError(
+                f"POST {ROUTES[route]} answered {resp.status}, expected {expect}: "
+                f"{data[:200].decode('utf-8', 'replace')}"
+            )
+        return resp.status, data
+
+    async def upload_schedule(self, payload: dict[str, Any], token: str, expect: int = 200) -> None:
+        await self.post("update_schedule", {"schedule": payload}, token, expect)
+
+    async def login(self, ext_id: str) -> str:
+        _, data = await self.post("login", {"external_id": ext_id}, None, 200)
+        token = orjson.loads(data).get("auth_token")
+        if not isinstance(token, str):
+            raise ProtocolError(f"login of {ext_id[:12]} answered without auth_token")
+        return token
+
+
+async def fill_platform(
+    url: str,
+    operator_token: str,
+    study: Study,
+    *,
+    concurrency: int = 4,
+) -> Summary:
+    """Upload the study's schedules, orphans and every participant's posts."""
+    summary = Summary(command="sandbox fill")
+    began = time.monotonic()
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        client = FillClient(session, url)
+        # Sequential schedule uploads: account ids come out in participant order.
+        for p in study.participants:
+            await client.upload_schedule(p.payload, operator_token)
+            summary.count("schedules")
+        for k in range(1, study.params.orphans + 1):
+            orphan = external_id(f"Orphan_{k:03d}", SURNAME, f"999{k:04d}", study.params.salt)
+            payload = {"external_id": orphan, "language": "PL", "comments": "orphan"}
+            await client.upload_schedule(payload, operator_token, expect=500)
+            summary.count("orphans")
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(p: SynthParticipant) -> None:
+            async with semaphore:
+                token = await client.login(p.external_id)
+                posts = await asyncio.to_thread(lambda: list(study.posts(p)))
+                for post in posts:
+                    await client.post(post.route, post.body, token, 201)
+                    summary.count(post.route)
+            log.debug("filled participant %s", p.name)
+
+        async with asyncio.TaskGroup() as tg:
+            for p in study.participants:
+                tg.create_task(one(p))
+    summary.elapsed_s = time.monotonic() - began
+    return summary

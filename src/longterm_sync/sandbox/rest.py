@@ -1,0 +1,396 @@
+"""The sandbox platform's REST side: aiohttp speaking exactly what API.md describes.
+
+One catch-all handler reproduces the order in which the real stack (nginx, gunicorn, Django's
+CommonMiddleware, Django REST Framework) answers: missing trailing slash (301) and unknown
+path (404 HTML) before authentication, authentication (401) before the method check (405),
+then the view. Fault injection (latency, 500/502, connection resets) applies to GETs only and
+draws from a seeded RNG, so a failing benchmark or test can be replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+from ..timeutil import WARSAW, today_in
+from .store import BadRequest, ServerCrash, Store, dumps, to_us
+
+log = logging.getLogger("longterm_sync.sandbox.rest")
+
+JSON_TYPE = "application/json"
+HTML_TYPE = "text/html; charset=utf-8"
+SERVER_ERROR_HTML = b"<h1>Server Error (500)</h1>"
+BAD_GATEWAY_HTML = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+NOT_FOUND_HTML = (
+    b'<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n'
+    b"<body>\n  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n"
+    b"</body>\n</html>\n"
+)
+DATETIME_FORMAT_ERROR = (
+    "Datetime has wrong format. Use one of these formats instead: "
+    "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+)
+MAX_BODY = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Faults:
+    """GET-only fault injection; rates are fractions of GETs (0 <= rate <= 0.5)."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    reset_rate: float = 0.0
+    seed: int = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.latency_ms or self.error_rate or self.reset_rate)
+
+
+class HttpAnswer(Exception):
+    """Stop handling and send this response (the REST framework's short-circuits)."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def json_response(status: int, body: bytes | Any, **headers: str) -> web.Response:
+    """``application/json`` without charset, Content-Length, connection closed after it."""
+    payload = body if isinstance(body, bytes) else dumps(body)
+    resp = web.Response(status=status, body=payload, headers={"Content-Type": JSON_TYPE, **headers})
+    return resp
+
+
+def html_response(status: int, body: bytes, content_type: str = HTML_TYPE) -> web.Response:
+    return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+
+def unauthorized(detail: str) -> HttpAnswer:
+    return HttpAnswer(json_response(401, {"detail": detail}, **{"WWW-Authenticate": "Token"}))
+
+
+def parse_filter_datetime(field: str, value: str) -> int | None:
+    """A django-filter DateTimeFilter value: naive = Warsaw, date-only = Warsaw midnight."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise HttpAnswer(json_response(400, {field: ["Enter a valid date/time."]})) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=WARSAW)
+    return to_us(parsed)
+
+
+def parse_body_datetime(value: Any) -> int:
+    """A serializer DateTimeField: ISO 8601 only, naive = Warsaw."""
+    if not isinstance(value, str) or ("T" not in value and " " not in value.strip()):
+        raise ValueError(DATETIME_FORMAT_ERROR)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(DATETIME_FORMAT_ERROR) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=WARSAW)
+    return to_us(parsed)
+
+
+def external_id_filter(request: web.Request) -> list[str] | None:
+    """``?external_id=a,b``: comma list, no trimming, empty = no filter, last one wins."""
+    values = request.query.getall("external_id", [])
+    if not values or values[-1] == "":
+        return None
+    return values[-1].split(",")
+
+
+Handler = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    get: Handler | None = None
+    post: Handler | None = None
+    auth: bool = True
+
+
+class PlatformApp:
+    """The platform's routes over a :class:`Store`; ``today`` pins the server date."""
+
+    def __init__(self, store: Store, *, today: date | None = None, faults: Faults | None = None):
+        self.store = store
+        self.pinned_today = today
+        self.faults = faults or Faults()
+        self.rng = random.Random(self.faults.seed)
+        self.routes: dict[str, Route] = {
+            "/api/users/": Route(get=self.users),
+            "/api/users/schedules/": Route(get=self.schedules),
+            "/api/users/update_schedule/": Route(post=self.update_schedule),
+            "/api/users/me/config/": Route(get=self.me_config),
+            "/api/users/token/login/": Route(post=self.login, auth=False),
+            "/api/watch-results/": Route(get=self.list_results, post=self.post_result),
+            "/api/feedback-comments/": Route(get=self.list_feedback, post=self.post_feedback),
+            "/api/missing-videos/": Route(get=self.list_missing, post=self.post_missing),
+            "/api/events/": Route(post=self.post_event),
+        }
+        self.requests = 0
+
+    @property
+    def today(self) -> date:
+        return self.pinned_today or today_in(WARSAW)
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        try:
+            response = await self._answer(request)
+        except HttpAnswer as answer:
+            response = answer.response
+        except ServerCrash as exc:
+            log.info("500 for %s %s: %s", request.method, request.path, exc)
+            response = html_response(500, SERVER_ERROR_HTML, "text/html")
+        response.force_close()
+        if request.method == "GET" and self.faults.active:
+            return await self._faulty(request, response)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        route = self.routes.get(path)
+        if route is None:
+            if not path.endswith("/") and path + "/" in self.routes:
+                query = request.query_string
+                location = path + "/" + (f"?{query}" if query else "")
+                return web.Response(
+                    status=301, headers={"Location": location, "Content-Type": HTML_TYPE}
+                )
+            return html_response(404, NOT_FOUND_HTML)
+        account = await self._authenticate(request) if route.auth else 0
+        handler = {"GET": route.get, "POST": route.post}.get(request.method)
+        if request.method == "HEAD":
+            handler = route.get
+        if request.method == "OPTIONS":
+            return json_response(200, {"name": path, "renders": [JSON_TYPE]})
+        if handler is None:
+            raise HttpAnswer(
+                json_response(
+                    405,
+                    {"detail": f'Method "{request.method}" not allowed.'},
+                    Allow=", ".join(m for m, h in (("GET", route.get), ("POST", route.post)) if h)
+                    + ", OPTIONS",
+                )
+            )
+        return await handler(request, account)
+
+    async def _authenticate(self, request: web.Request) -> int:
+        header = request.headers.get("Authorization", "")
+        parts = header.split()
+        if not parts or parts[0].lower() != "token":
+            raise unauthorized("Authentication credentials were not provided.")
+        if len(parts) == 1:
+            raise unauthorized("Invalid token header. No credentials provided.")
+        if len(parts) > 2:
+            raise unauthorized("Invalid token header. Token string should not contain spaces.")
+        account = await self.store.call(self.store.account_by_token, parts[1])
+        if account is None:
+            raise unauthorized("Invalid token.")
+        return account
+
+    async def _faulty(
+        self, request: web.Request, response: web.StreamResponse
+    ) -> web.StreamResponse:
+        draw = self.rng.random()
+        kind = self.rng.random()
+        if self.faults.latency_ms:
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        if draw < self.faults.error_rate:
+            log.info("fault: %s answered with an error", request.path_qs)
+            resp = (
+                html_response(500, SERVER_ERROR_HTML, "text/html")
+                if kind < 0.5
+                else html_response(502, BAD_GATEWAY_HTML, "text/html")
+            )
+            resp.force_close()
+            return resp
+        if draw < self.faults.error_rate + self.faults.reset_rate and isinstance(
+            response, web.Response
+        ):
+            log.info("fault: %s connection reset mid-body", request.path_qs)
+            body = bytes(response.body or b"")  # type: ignore[arg-type]
+            partial = web.StreamResponse(status=response.status, headers=response.headers)
+            partial.content_length = len(body)
+            await partial.prepare(request)
+            await partial.write(body[: len(body) // 2])
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        return response
+
+    # -- request bodies -------------------------------------------------------------------
+
+    async def _body(self, request: web.Request) -> Any:
+        """Parse like DRF's JSON and form parsers: 415 for others, 400 for bad JSON."""
+        raw = await request.read()
+        ctype = request.headers.get("Content-Type")
+        if ctype is None:
+            return {}
+        media = ctype.split(";", 1)[0].strip().lower()
+        if media == JSON_TYPE or media.endswith("+json"):
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                try:
+                    return json.loads(raw.decode("utf-8"))
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise HttpAnswer(
+                        json_response(400, {"detail": f"JSON parse error - {exc}"})
+                    ) from None
+        if media == "application/x-www-form-urlencoded":
+            return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        raise HttpAnswer(
+            json_response(415, {"detail": f'Unsupported media type "{ctype}" in request.'})
+        )
+
+    @staticmethod
+    def _fields(body: Any, spec: dict[str, str]) -> dict[str, Any]:
+        """Serializer validation: required fields, nulls, datetimes, strings; 400 on errors."""
+        data = body if isinstance(body, dict) else {}
+        if not isinstance(body, dict):
+            raise HttpAnswer(
+                json_response(
+                    400,
+                    {
+                        "non_field_errors": [
+                            f"Invalid data. Expected a dictionary, but got {type(body).__name__}."
+                        ]
+                    },
+                )
+            )
+        errors: dict[str, list[str]] = {}
+        out: dict[str, Any] = {}
+        for name, kind in spec.items():
+            if name not in data:
+                errors[name] = ["This field is required."]
+                continue
+            value = data[name]
+            if value is None:
+                errors[name] = ["This field may not be null."]
+            elif kind == "datetime":
+                try:
+                    out[name] = parse_body_datetime(value)
+                except ValueError as exc:
+                    errors[name] = [str(exc)]
+            elif kind in ("str", "text"):
+                if isinstance(value, dict | list):
+                    errors[name] = ["Not a valid string."]
+                elif kind == "str" and str(value).strip() == "":
+                    errors[name] = ["This field may not be blank."]
+                else:
+                    out[name] = str(value)
+            elif kind == "int":
+                if isinstance(value, bool) or not str(value).strip().lstrip("-").isdigit():
+                    errors[name] = ["Incorrect type. Expected pk value, received str."]
+                else:
+                    out[name] = int(str(value).strip())
+            else:
+                out[name] = value
+        if errors:
+            raise HttpAnswer(json_response(400, errors))
+        return out
+
+    # -- views ----------------------------------------------------------------------------
+
+    async def users(self, request: web.Request, account: int) -> web.StreamResponse:
+        return json_response(200, await self.store.call(self.store.users))
+
+    async def schedules(self, request: web.Request, account: int) -> web.StreamResponse:
+        ids = external_id_filter(request)
+        return json_response(200, await self.store.call(self.store.schedules, ids))
+
+    async def me_config(self, request: web.Request, account: int) -> web.StreamResponse:
+        return json_response(200, await self.store.call(self.store.my_schedule, account))
+
+    async def update_schedule(self, request: web.Request, account: int) -> web.StreamResponse:
+        body = await self._body(request)
+        try:
+            merged = await self.store.call(self.store.update_schedule, body, self.today)
+        except BadRequest as exc:
+            return json_response(400, exc.body)
+        return json_response(200, merged)
+
+    async def login(self, request: web.Request, account: int) -> web.StreamResponse:
+        fields = self._fields(await self._body(request), {"external_id": "str"})
+        token = await self.store.call(self.store.login, fields["external_id"])
+        if token is None:
+            return json_response(
+                400, {"non_field_errors": ["Unable to log in with provided credentials."]}
+            )
+        return json_response(200, {"auth_token": token})
+
+    def _bounds(self, request: web.Request) -> tuple[int | None, int | None]:
+        start = parse_filter_datetime("start_date", request.query.get("start_date", ""))
+        stop = parse_filter_datetime("stop_date", request.query.get("stop_date", ""))
+        return start, stop
+
+    async def list_results(self, request: web.Request, account: int) -> web.StreamResponse:
+        ids = external_id_filter(request)
+        start, stop = self._bounds(request)
+        return json_response(200, await self.store.call(self.store.list_results, ids, start, stop))
+
+    async def list_feedback(self, request: web.Request, account: int) -> web.StreamResponse:
+        ids = external_id_filter(request)
+        start, stop = self._bounds(request)
+        body = await self.store.call(self.store.list_feedback, ids, start, stop)
+        return json_response(200, body)
+
+    async def list_missing(self, request: web.Request, account: int) -> web.StreamResponse:
+        body = await self.store.call(self.store.list_missing, external_id_filter(request))
+        return json_response(200, body)
+
+    async def post_result(self, request: web.Request, account: int) -> web.StreamResponse:
+        f = self._fields(await self._body(request), {"date": "datetime", "result": "json"})
+        item = await self.store.call(self.store.add_result, account, f["date"], f["result"])
+        return json_response(201, item)
+
+    async def post_feedback(self, request: web.Request, account: int) -> web.StreamResponse:
+        f = self._fields(
+            await self._body(request), {"video": "str", "date": "datetime", "comment": "text"}
+        )
+        item = await self.store.call(
+            self.store.add_feedback, account, f["date"], f["video"], f["comment"]
+        )
+        return json_response(201, item)
+
+    async def post_missing(self, request: web.Request, account: int) -> web.StreamResponse:
+        f = self._fields(await self._body(request), {"date": "datetime", "video": "str"})
+        item = await self.store.call(self.store.add_missing, account, f["date"], f["video"])
+        return json_response(201, item)
+
+    async def post_event(self, request: web.Request, account: int) -> web.StreamResponse:
+        f = self._fields(await self._body(request), {"user": "int", "event": "json"})
+        try:
+            item = await self.store.call(self.store.add_event, account, f["user"], f["event"])
+        except BadRequest as exc:
+            return json_response(400, exc.body)
+        return json_response(201, item)

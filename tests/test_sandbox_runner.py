@@ -1,0 +1,96 @@
+"""`longterm sandbox` as a program: ready file, config profile, restarts, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import stat
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from clitools import run_cli
+from fixtures_sandbox import SandboxInfo
+from longterm_sync.config import load_config
+
+
+def get_json(info: SandboxInfo, route: str) -> object:
+    req = urllib.request.Request(info.url + route, headers=info.headers())
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_ready_file_and_config_profile(sandbox: SandboxInfo) -> None:
+    ready = json.loads((sandbox.data_dir / "ready.json").read_text())
+    for key in ("url", "token", "ssh_host", "ssh_port", "ssh_user", "key", "known_hosts"):
+        assert ready[key], key
+    assert ready["media_dir"] == "media/videos"
+    assert len(ready["token"]) == 40 and int(ready["token"], 16) >= 0
+    config = Path(ready["config"])
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    profile = load_config(config).profile("sandbox")
+    assert profile.url == ready["url"] and profile.token == ready["token"]
+    assert profile.ssh_port == ready["ssh_port"] and profile.key == Path(ready["key"])
+    assert profile.salt == sandbox.salt != ""
+    # the printed words never hold the full token
+    log = (sandbox.data_dir / "sandbox.log").read_text()
+    assert ready["token"] not in log and ready["token"][:4] + "..." in log
+
+
+def test_synthetic_study_files(sandbox: SandboxInfo) -> None:
+    users = (sandbox.study_dir / "users.csv").read_text().splitlines()
+    assert users[0] == "name,surname,phone,external_id,start_date,stop_date"
+    assert users[1].startswith("Long_001,Stress_test,1234567,")
+    assert len(users) == 6
+    schedules = sorted((sandbox.study_dir / "schedules").glob("*.json"))
+    assert len(schedules) == 5
+    first = json.loads(schedules[0].read_text())
+    assert first["name"] == "Long_001" and first["schedule"][0]["start"] == "2024-03-08T00:00:00"
+    assert first["schedule"][-1]["start"] == "2024-03-18T00:00:00"
+    videos = sorted(p for p in sandbox.media_root.rglob("*.mp4"))
+    assert len(videos) == 6 and any(
+        len(v.relative_to(sandbox.media_root).parts) > 1 for v in videos
+    )
+    for video in videos:
+        sidecar = video.with_name(video.name + ".md5sum").read_text()
+        assert sidecar == hashlib.md5(video.read_bytes()).hexdigest() + "\n"
+        assert video.stat().st_size == 1_000_000
+
+
+def test_restart_keeps_state_and_does_not_refill(
+    sandbox_factory: Callable[..., SandboxInfo], tmp_path: Path
+) -> None:
+    first = sandbox_factory("--users", "2", "--days", "2", "--samples", "10", data_dir=tmp_path)
+    results = get_json(first, "/api/watch-results/")
+    users = get_json(first, "/api/users/")
+    first.stop()
+    again = sandbox_factory("--users", "2", "--days", "2", "--samples", "10", data_dir=tmp_path)
+    assert again.token == first.token
+    assert get_json(again, "/api/watch-results/") == results
+    assert get_json(again, "/api/users/") == users
+
+
+def test_sigterm_exits_zero(sandbox_factory: Callable[..., SandboxInfo]) -> None:
+    info = sandbox_factory()
+    info.stop()
+    assert info.process is not None and info.process.returncode == 0
+
+
+def test_occupied_port_is_one_line_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(["sandbox", "--data-dir", str(tmp_path), "--port", str(port)])
+    assert result.code == 2
+    assert "already in use" in result.one_line_error()
+
+
+def test_bad_rates_and_unwritable_dir(tmp_path: Path) -> None:
+    result = run_cli(["sandbox", "--data-dir", str(tmp_path), "--error-rate", "0.7"])
+    assert result.code == 2 and "--error-rate" in result.one_line_error()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # works as root too, unlike chmod
+    result = run_cli(["sandbox", "--data-dir", str(blocker / "sub")])
+    assert result.code == 2 and "not writable" in result.one_line_error()
