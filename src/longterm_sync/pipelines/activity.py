@@ -49,7 +49,7 @@ from ..config import Limits, ServerProfile
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
-from .fanout import fetch_windows, per_participant, resolve_into
+from .fanout import check_output_dir, fetch_windows, per_participant, resolve_into
 
 log = logging.getLogger("longterm_sync.pipelines.activity")
 
@@ -382,6 +382,7 @@ async def run_activity(
     days = report_days(until, options.report_days)
     start, stop = report_bounds(days, tz)
     table = ActivityTable(days=days)
+    await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
         participants = await resolve_into(options.selection, client, summary)
 

@@ -11,13 +11,17 @@ group, so it prints as one line.
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..api import PlatformClient
+from ..atomic import local_io_error
 from ..config import Limits
-from ..errors import LongtermError, TransientError
+from ..errors import LocalIOError, LongtermError, TransientError
 from ..select import Directory, Participant, Selection, resolve_participants
 from ..summary import Summary
 from ..windows import participant_windows
@@ -44,6 +48,19 @@ def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
         if choice:
             return choice[0]
     return group
+
+
+def check_output_dir(folder: Path) -> None:
+    """Fail before downloading anything when the output folder cannot take a file."""
+    if folder.exists() and not folder.is_dir():
+        raise LocalIOError(f"output folder {folder} is a file", hint="choose another --output-dir")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(fd)
+        Path(name).unlink()
+    except OSError as exc:
+        raise local_io_error(exc, folder) from None
 
 
 async def resolve_into(

@@ -28,7 +28,7 @@ from ..config import Limits, ServerProfile
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
-from .fanout import fetch_windows, per_participant, resolve_into
+from .fanout import check_output_dir, fetch_windows, per_participant, resolve_into
 
 log = logging.getLogger("longterm_sync.pipelines.feedback")
 
@@ -78,6 +78,7 @@ async def run_feedback(
     began = clock.monotonic()
     summary = Summary(command="user_feedback")
     now = datetime.now(profile.tz)
+    await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
         participants = await resolve_into(options.selection, client, summary)
 
