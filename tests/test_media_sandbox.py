@@ -245,7 +245,7 @@ def test_permission_denied_on_the_folder_is_one_line_error(tmp_path: Path) -> No
     async def body(ep: SshEndpoint) -> None:
         await mirror_down(endpoint_profile(ep), LIMITS, tmp_path / "dest")
 
-    with pytest.raises(RemoteError, match="cannot list media/videos .*Permission denied"):
+    with pytest.raises(RemoteError, match=r"cannot list media/videos .*Permission denied"):
         with_sandbox(tmp_path, body, sftp_factory=NoList)
 
 
@@ -329,7 +329,7 @@ def test_key_problems_and_unreachable_host(tmp_path: Path) -> None:
             await list_remote_videos(endpoint_profile(ep, key=tmp_path / "nokey"), LIMITS)
         with pytest.raises(ConfigError, match="is not a private key"):
             await list_remote_videos(endpoint_profile(ep, key=garbage), LIMITS)
-        with pytest.raises(AuthError, match="was refused by media@127.0.0.1"):
+        with pytest.raises(AuthError, match=r"was refused by media@127\.0\.0\.1"):
             await list_remote_videos(endpoint_profile(ep, key=wrong), LIMITS)
         ep.close()
         await ep.wait_closed()
