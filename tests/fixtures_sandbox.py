@@ -8,6 +8,7 @@ loopback ports chosen by the server (port 0).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -24,7 +25,9 @@ import pytest
 __all__ = [
     "SANDBOX_STUDY",
     "SANDBOX_TODAY",
+    "HttpReply",
     "SandboxInfo",
+    "http_request",
     "sandbox",
     "sandbox_factory",
     "start_sandbox",
@@ -73,6 +76,54 @@ class SandboxInfo:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+@dataclass
+class HttpReply:
+    """One raw HTTP answer: status, headers (case-insensitive lookup), body bytes."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("Content-Type")
+
+
+def http_request(
+    info: SandboxInfo,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    body: bytes | None = None,
+    token: str | None = "",
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> HttpReply:
+    """A raw request over a fresh connection: no redirects followed, the path sent as is.
+
+    ``token=""`` (default) sends the operator's token, ``None`` sends no Authorization header.
+    """
+    host, port = info.url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    send_headers: dict[str, str] = {}
+    if token is not None:
+        send_headers["Authorization"] = f"Token {token or info.token}"
+    if json_body is not None:
+        body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
+        send_headers["Content-Type"] = "application/json"
+    send_headers.update(headers or {})
+    try:
+        conn.request(method, path, body=body, headers=send_headers)
+        resp = conn.getresponse()
+        return HttpReply(resp.status, resp.headers, resp.read())
+    finally:
+        conn.close()
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
