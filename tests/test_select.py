@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from longterm_sync.select import (
     Participant,
     Selection,
     parse_selection,
-    resolve_participants,
     skipped_table,
 )
 
@@ -239,47 +236,3 @@ def test_csv_with_names_is_hashed_and_duplicates_warned(tmp_path: Path) -> None:
     ext = external_id("Ala", "Kot", "600100200", salt=SALT)
     assert s.participants == [Participant(ext, datetime(2022, 1, 1, tzinfo=TZ), None)]
     assert len(s.warnings) == 1 and "row 4" in s.warnings[0] and "Ala" not in s.warnings[0]
-
-
-# --- resolving "all" against a directory --------------------------------------------------
-
-
-class FakeDirectory:
-    """Stands in for the platform only in these pure tests of the resolving rule; the same
-    function runs against the sandbox server in test_select_sandbox.py."""
-
-    def __init__(self, users: list[str], schedules: dict[str, dict[str, Any]]) -> None:
-        self._users = users
-        self._schedules = schedules
-
-    async def users(self) -> list[str]:
-        return list(self._users)
-
-    async def schedules(self, external_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        rows = [{"id": i, "schedule": s} for i, s in enumerate(self._schedules.values())]
-        if external_ids is None:
-            return rows
-        return [r for r in rows if r["schedule"].get("external_id") in set(external_ids)]
-
-
-def test_resolve_all_drops_orphans_and_warns() -> None:
-    d = FakeDirectory(
-        ["operator", ID_A, "c" * 64, ID_B],
-        {ID_A: {"external_id": ID_A}, "c": {}, ID_B: {"external_id": ID_B}, "op": {}},
-    )
-    s = sel(user_time=",,,2022-01-01,")
-    people, warnings = asyncio.run(resolve_participants(s, d))
-    assert people == [
-        Participant(ID_A, datetime(2022, 1, 1, tzinfo=TZ), None),
-        Participant(ID_B, datetime(2022, 1, 1, tzinfo=TZ), None),
-    ]
-    assert len(warnings) == 1 and "1 account(s) have no schedule" in warnings[0]
-    assert "c" * 12 in warnings[0] and "operator" not in warnings[0]
-
-
-def test_resolve_explicit_warns_about_unknown_ids() -> None:
-    d = FakeDirectory([ID_A], {ID_A: {"external_id": ID_A}})
-    s = sel(external_id_time=ID_B)
-    people, warnings = asyncio.run(resolve_participants(s, d))
-    assert people == [Participant(ID_B)]
-    assert len(warnings) == 1 and ID_B[:12] in warnings[0]

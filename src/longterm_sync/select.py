@@ -503,7 +503,7 @@ async def resolve_participants(
             f"{len(orphans)} account(s) have no schedule and are left out (orphans of a "
             f"failed upload?): {', '.join(orphans[:10])}" + (" ..." if len(orphans) > 10 else "")
         )
-    log.info("selection: %d participants with a schedule", len(participants))
+    log.debug("selection: %d participants with a schedule", len(participants))
     return participants, warnings
 
 

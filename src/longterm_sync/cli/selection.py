@@ -24,5 +24,5 @@ def selection_for(ctx: Context) -> Selection:
     selection = selection_from_args(ctx.args, salt=profile.salt, tz=profile.tz)
     for line in skipped_table(selection, profile.tz):
         ctx.echo(line)
-    log.info("selection: %s", selection.describe())
+    log.debug("selection: %s", selection.describe())
     return selection

@@ -102,5 +102,5 @@ async def run_feedback(
         summary.count("incomplete comments", incomplete)
         summary.warnings.append(f"{incomplete} comment(s) lack a date or a video")
     summary.elapsed_s = clock.monotonic() - began
-    log.info("user_feedback: %d comments of %d participants", len(rows), len(participants))
+    log.debug("user_feedback: %d comments of %d participants", len(rows), len(participants))
     return summary
