@@ -127,3 +127,15 @@ def test_results_match() -> None:
     assert results_match(plan, [dict(e) for e in plan.result])
     assert not results_match(plan, plan.result[:1])
     assert not results_match(plan, {"detail": "x"})
+
+
+def test_collapsed_lines_fold_long_no_change_runs() -> None:
+    plan = plan_merge(doc([3]), doc([-9, -8, -7, -6, -5, 0, 1, 3, 8]), TODAY)
+    lines = plan.lines(collapse=True)
+    assert lines[1] == (
+        "  2026-11-22T00:00:00 .. 2026-11-26T00:00:00  ignored: in the past (5 entries)"
+    )
+    assert lines[2].endswith("ignored: sooner than today+2")  # a run of 2 stays itemised
+    assert lines[3].endswith("ignored: sooner than today+2")
+    assert lines[4].endswith("unchanged") and lines[5].endswith("append")
+    assert len(plan.lines()) == 1 + 9 + 1

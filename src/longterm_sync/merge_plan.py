@@ -24,6 +24,8 @@ from typing import Any
 
 LEAD_DAYS = 2
 """Uploaded entries must start at least this many days after the server's today."""
+COLLAPSE_RUN = 4
+"""Printed plans fold this many or more consecutive no-change entries into one line."""
 
 
 class Action(StrEnum):
@@ -73,8 +75,13 @@ class MergePlan:
             out[entry.action.value] = out.get(entry.action.value, 0) + 1
         return out
 
-    def lines(self, source: str = "") -> list[str]:
-        """The plan as printed: a header, one line per uploaded entry, a total."""
+    def lines(self, source: str = "", *, collapse: bool = False) -> list[str]:
+        """The plan as printed: a header, one line per uploaded entry, a total.
+
+        ``collapse`` folds runs of COLLAPSE_RUN or more consecutive entries that change
+        nothing (ignored, unchanged) into one line, so that a two-year schedule re-uploaded
+        for one new week shows that week, not 700 lines of "ignored: in the past".
+        """
         origin = f" ({source})" if source else ""
         if self.new_participant:
             head = f"participant {self.external_id}{origin}: new, whole schedule stored"
@@ -85,9 +92,14 @@ class MergePlan:
             )
         width = max((len(e.start) for e in self.entries), default=0)
         out = [head]
-        for entry in self.entries:
-            note = f"  ({entry.note})" if entry.note else ""
-            out.append(f"  {entry.start:<{width}}  {entry.action.value}{note}")
+        for run in _runs(self.entries, COLLAPSE_RUN if collapse else 0):
+            first = run[0]
+            if len(run) > 1:
+                span = f"{first.start} .. {run[-1].start}"
+                out.append(f"  {span}  {first.action.value} ({len(run)} entries)")
+                continue
+            note = f"  ({first.note})" if first.note else ""
+            out.append(f"  {first.start:<{width}}  {first.action.value}{note}")
         summary = ", ".join(f"{n} {action}" for action, n in self.counts().items())
         out.append(f"  = {summary}; {len(self.result)} entries after the upload")
         out.extend(f"  warning: {w}" for w in self.warnings)
@@ -106,6 +118,27 @@ class MergePlan:
             "stored_after": len(self.result),
             "warnings": list(self.warnings),
         }
+
+
+def _runs(entries: Sequence[EntryPlan], threshold: int) -> list[list[EntryPlan]]:
+    """Consecutive no-change entries with the same action, grouped when at least ``threshold``."""
+    runs: list[list[EntryPlan]] = []
+    for entry in entries:
+        if (
+            threshold
+            and runs
+            and not entry.action.changes
+            and not entry.note
+            and runs[-1][-1].action is entry.action
+            and not runs[-1][-1].note
+        ):
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
+    out: list[list[EntryPlan]] = []
+    for run in runs:
+        out.extend([run] if len(run) >= max(threshold, 2) else [[e] for e in run])
+    return out
 
 
 def start_date(start: str) -> date:
@@ -161,9 +194,7 @@ def plan_merge(
             plans.append(EntryPlan(index, start, Action.IGNORED_PAST))
             continue
         if day < earliest:
-            plans.append(
-                EntryPlan(index, start, Action.IGNORED_SOON, f"first usable day {earliest}")
-            )
+            plans.append(EntryPlan(index, start, Action.IGNORED_SOON))
             continue
         position = by_start.get(start)
         if position is None:

@@ -130,7 +130,8 @@ class _PrintingReporter:
         self.ctx = ctx
 
     def plan(self, schedule: ScheduleFile, plan: MergePlan) -> None:
-        for line in plan.lines(schedule.path.name):
+        verbose = getattr(self.ctx.args, "verbose", 0) > 0
+        for line in plan.lines(schedule.path.name, collapse=not verbose):
             self.ctx.echo(line)
 
     def sent(self, schedule: ScheduleFile, plan: MergePlan, matches: bool) -> None:

@@ -15,18 +15,20 @@ Order matters and is the point of this module:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..atomic import write_text_atomic
+from ..api import PlatformClient
 from ..config import Limits, ServerProfile
-from ..errors import AuthError, LongtermError, RouteError
+from ..errors import AuthError, LongtermError, RouteError, UsageError
+from ..media.local import walk_local_async
+from ..media.progress import MediaReporter
+from ..media.sync import list_remote_videos, push_up
 from ..merge_plan import MergePlan, plan_merge, results_match
 from ..schedule_file import (
     ScheduleFile,
@@ -38,9 +40,6 @@ from ..summary import Summary
 from ..timeutil import today_in
 
 log = logging.getLogger("longterm_sync.upload")
-
-SIDECAR_SUFFIX = ".md5sum"
-HASH_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,7 @@ async def run_upload(
     *,
     reporter: UploadReporter | None = None,
     confirm: Confirm | None = None,
+    media_reporter: MediaReporter | None = None,
 ) -> Summary:
     """Run upload-schedule; per-file and per-participant failures land in the summary."""
     report = reporter or NullReporter()
@@ -93,41 +93,42 @@ async def run_upload(
     today = options.today or today_in(profile.tz)
     summary.details["today"] = today.isoformat()
 
+    # 1. Read only: validate, check video references, plan every merge.
     schedules = await asyncio.to_thread(_load_all, options.jsons_path, profile, summary)
-    local = await asyncio.to_thread(local_videos, options.video_path)
+    local = set((await walk_local_async(options.video_path)).files)
     summary.details["local_videos"] = len(local)
     if not options.video_path.is_dir():
         summary.warnings.append(f"no video folder {options.video_path}: no videos to upload")
-
     missing_locally = {v for s in schedules for v in s.videos if v not in local}
     remote: set[str] = set()
     if missing_locally:
-        remote = await remote_videos(profile, limits, options.accept_new_host_key)
+        remote = await list_remote_videos(
+            profile, limits, accept_new_host_key=options.accept_new_host_key
+        )
     schedules = _check_video_references(schedules, local, remote, summary)
+    if not schedules and not local:
+        summary.elapsed_s = time.monotonic() - started
+        return summary
 
-    planned: list[_Planned] = []
-    if schedules:
-        from ..api import PlatformClient
+    async with PlatformClient(profile, limits) as client:
+        planned = await _plan_all(client, schedules, today, summary) if schedules else []
+        for item in planned:
+            report.plan(item.schedule, item.plan)
+        summary.details["plans"] = [
+            {"file": p.schedule.path.name, **p.plan.to_dict()} for p in planned
+        ]
+        summary.count("schedules planned", len(planned))
 
-        async with PlatformClient(profile, limits) as client:
-            planned = await _plan_all(client, schedules, today, summary)
-            for item in planned:
-                report.plan(item.schedule, item.plan)
-            summary.details["plans"] = [
-                {"file": p.schedule.path.name, **p.plan.to_dict()} for p in planned
-            ]
-            summary.count("schedules planned", len(planned))
-            if options.dry_run:
-                summary.count("schedules sent", 0)
-            elif planned or local:
-                await _confirm(profile, confirm, len(planned), len(local))
-                failed_videos = await _send_videos(profile, limits, options, local, summary)
-                await _send_schedules(client, limits, planned, failed_videos, report, summary)
-    elif local and not options.dry_run:
-        await _confirm(profile, confirm, 0, len(local))
-        await _send_videos(profile, limits, options, local, summary)
-    if options.dry_run and local:
-        await _push(profile, limits, options, summary)
+        # 2. Confirm (or stop after the plan).
+        if not options.dry_run:
+            await _confirm(profile, confirm, len(planned), len(local))
+
+        # 3. Videos first, so that no phone is told about a video the server lacks.
+        failed_videos: set[str] = set()
+        if local:
+            failed_videos = await _push(profile, limits, options, summary, media_reporter)
+        if not options.dry_run:
+            await _send_schedules(client, limits, planned, failed_videos, report, summary)
     summary.elapsed_s = time.monotonic() - started
     return summary
 
@@ -165,34 +166,8 @@ def _load_all(folder: Path, profile: ServerProfile, summary: Summary) -> list[Sc
     return sorted(valid, key=lambda s: s.path.name)
 
 
-def local_videos(folder: Path) -> dict[str, Path]:
-    """Videos below ``folder`` by their name below ``media/videos/`` (posix, subfolders kept).
-
-    Sidecars, hidden files and partial transfers are not videos.
-    """
-    if not folder.is_dir():
-        return {}
-    found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.name.endswith(SIDECAR_SUFFIX) or not path.is_file():
-            continue
-        found[rel.as_posix()] = path
-    return found
-
-
-async def remote_videos(profile: ServerProfile, limits: Limits, accept_new: bool) -> set[str]:
-    """Names of the videos already on the server, below ``media/videos/``."""
-    names: set[str] = await _media().list_remote_videos(
-        profile, limits, accept_new_host_key=accept_new
-    )
-    return names
-
-
 def _check_video_references(
-    schedules: list[ScheduleFile], local: dict[str, Path], remote: set[str], summary: Summary
+    schedules: list[ScheduleFile], local: set[str], remote: set[str], summary: Summary
 ) -> list[ScheduleFile]:
     ok: list[ScheduleFile] = []
     for schedule in schedules:
@@ -212,7 +187,7 @@ def _check_video_references(
 
 
 async def _plan_all(
-    client: Any, schedules: list[ScheduleFile], today: date, summary: Summary
+    client: PlatformClient, schedules: list[ScheduleFile], today: date, summary: Summary
 ) -> list[_Planned]:
     stored: dict[str, dict[str, Any]] = {}
     for item in await client.schedules([s.external_id for s in schedules]):
@@ -245,45 +220,35 @@ async def _confirm(
         f"to the PRODUCTION server {profile.url}?"
     )
     if not await asyncio.to_thread(confirm, question):
-        from ..errors import UsageError
-
         raise UsageError("not confirmed: nothing was sent")
 
 
-async def _send_videos(
+async def _push(
     profile: ServerProfile,
     limits: Limits,
     options: UploadOptions,
-    local: dict[str, Path],
     summary: Summary,
+    media_reporter: MediaReporter | None = None,
 ) -> set[str]:
-    """Write local sidecars, push the folder; return the names of videos that failed."""
-    if not local:
-        return set()
-    written = await write_sidecars(local.values(), limits.checkers)
-    summary.count("sidecars written", written)
-    return await _push(profile, limits, options, summary)
-
-
-async def _push(
-    profile: ServerProfile, limits: Limits, options: UploadOptions, summary: Summary
-) -> set[str]:
-    """The media engine's push_up (a dry run decides only); its failures are ours."""
-    pushed: Summary = await _media().push_up(
+    """The media engine's push_up: it writes the local ``<video>.md5sum`` sidecars from its
+    md5 cache, skips videos whose remote sidecar matches, uploads and verifies the rest (a
+    dry run decides only). Its failures are ours."""
+    pushed = await push_up(
         profile,
         limits,
         options.video_path,
         verify=options.verify,
         dry_run=options.dry_run,
         accept_new_host_key=options.accept_new_host_key,
+        reporter=media_reporter,
     )
-    _absorb(summary, pushed, "videos (dry run)" if options.dry_run else "videos")
+    _absorb(summary, pushed, "videos")
     return {f.item for f in pushed.failures}
 
 
 def _absorb(summary: Summary, other: Summary, label: str) -> None:
     for key, value in other.counts.items():
-        summary.count(f"{label} {key}", value)
+        summary.count(key if "md5sum" in key else f"{label} {key}", value)
     summary.bytes += other.bytes
     summary.warnings.extend(other.warnings)
     summary.failures.extend(other.failures)
@@ -291,7 +256,7 @@ def _absorb(summary: Summary, other: Summary, label: str) -> None:
 
 
 async def _send_schedules(
-    client: Any,
+    client: PlatformClient,
     limits: Limits,
     planned: list[_Planned],
     failed_videos: set[str],
@@ -305,6 +270,10 @@ async def _send_schedules(
         broken = [v for v in item.schedule.videos if _failed(v, failed_videos)]
         if broken:
             summary.fail(name, f"not sent: video(s) failed to upload: {', '.join(broken[:5])}")
+            return
+        if not item.plan.new_participant and not item.plan.changes:
+            # The server would store exactly what it holds: no request, no risk.
+            summary.count("schedules already up to date")
             return
         async with gate:
             try:
@@ -332,50 +301,5 @@ async def _send_schedules(
             group.create_task(send(item))
 
 
-def _media() -> Any:
-    """The media engine, imported when first needed (it is written alongside this module)."""
-    import importlib
-
-    return importlib.import_module("longterm_sync.media")
-
-
 def _failed(video: str, failed: set[str]) -> bool:
-    return any(item == video or item.endswith("/" + video) for item in failed)
-
-
-async def write_sidecars(videos: Iterable[Path], parallel: int) -> int:
-    """Write ``<video>.md5sum`` (hex + newline) beside each video where missing or stale."""
-    gate = asyncio.Semaphore(max(1, parallel))
-    written = 0
-
-    async def one(path: Path) -> None:
-        nonlocal written
-        async with gate:
-            if await asyncio.to_thread(_write_sidecar, path):
-                written += 1
-
-    async with asyncio.TaskGroup() as group:
-        for path in videos:
-            group.create_task(one(path))
-    return written
-
-
-def _write_sidecar(path: Path) -> bool:
-    digest = md5_file(path)
-    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    content = digest + "\n"
-    try:
-        if sidecar.read_text(encoding="ascii") == content:
-            return False
-    except (OSError, UnicodeDecodeError):
-        pass
-    write_text_atomic(sidecar, content)
-    return True
-
-
-def md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return video in failed
