@@ -466,7 +466,7 @@ async def run_download_results(
             [p.external_id for p in participants if p.start is None or p.stop is None]
         )
         run = ResultsRun(profile, limits, options, client, memo, summary, reporter)
-        log.info(
+        log.debug(
             "downloading %s for %d participants from %s",
             options.mode,
             len(participants),

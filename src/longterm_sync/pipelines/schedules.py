@@ -137,5 +137,5 @@ async def run_download_schedule(
             )
     summary.details["output_dir"] = str(options.output_dir)
     summary.elapsed_s = time.monotonic() - started
-    log.info("wrote %d schedule files to %s", len(written), options.output_dir)
+    log.debug("wrote %d schedule files to %s", len(written), options.output_dir)
     return summary

@@ -1,0 +1,191 @@
+"""download-results against the sandbox: the documented files, their order and content."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from fixtures_sandbox import SandboxInfo
+from longterm_sync.timeutil import WARSAW
+from report_helpers import Person, build_study
+from rest_helpers import config_with_limits, download, load, participant_ids, tree
+
+DUMP = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+
+
+def instant(row: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(row["date"])
+
+
+@pytest.fixture(scope="module")
+def full_run(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("results-full")
+    result = download(sandbox, out, "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["ok"] and summary["counts"]["participants"] == len(participant_ids(sandbox))
+    return out
+
+
+def test_writes_every_documented_file(sandbox: SandboxInfo, full_run: Path) -> None:
+    ids = participant_ids(sandbox)
+    names = set(tree(full_run))
+    expected = {"results_all.json", "results_feedback_all.json"}
+    for ext in ids:
+        expected |= {f"results_{ext}.json", f"results_feedback_{ext}.json"}
+    assert names == expected
+    for name, data in tree(full_run).items():
+        # the documented format: exactly orjson's 2-space dump of the list, final newline
+        assert data == orjson.dumps(orjson.loads(data), option=DUMP), name
+
+
+def test_participant_files_are_sorted_and_complete(sandbox: SandboxInfo, full_run: Path) -> None:
+    ids = participant_ids(sandbox)
+    total = 0
+    for ext in ids:
+        results = load(full_run / f"results_{ext}.json")
+        feedback = load(full_run / f"results_feedback_{ext}.json")
+        assert [instant(r) for r in results] == sorted(instant(r) for r in results)
+        assert [instant(r) for r in feedback] == sorted(instant(r) for r in feedback)
+        assert {r["external_id"] for r in results + feedback} <= {ext}
+        total += len(results)
+    assert total > 0
+
+
+def test_user_feedback_is_every_comment_on_that_video(sandbox: SandboxInfo, full_run: Path) -> None:
+    several = 0
+    for ext in participant_ids(sandbox):
+        feedback = load(full_run / f"results_feedback_{ext}.json")
+        for result in load(full_run / f"results_{ext}.json"):
+            video = result["result"]["video"]
+            expected = [f for f in feedback if f["video"] == video]
+            assert result["result"]["user_feedback"] == expected
+            several += len(expected) > 1
+    assert several, "the study should have a video with two comments (the server's bug case)"
+
+
+def test_all_files_concatenate_participants_in_selection_order(
+    sandbox: SandboxInfo, full_run: Path
+) -> None:
+    ids = participant_ids(sandbox)
+    for prefix in ("results_", "results_feedback_"):
+        joined: list[Any] = []
+        for ext in ids:  # users.csv lists them in creation order, as /api/users/ does
+            joined.extend(load(full_run / f"{prefix}{ext}.json"))
+        assert load(full_run / f"{prefix}all.json") == joined
+
+
+def test_window_size_does_not_change_a_byte(
+    sandbox: SandboxInfo, full_run: Path, tmp_path: Path
+) -> None:
+    config = config_with_limits(sandbox, tmp_path, window_days=1, rest_concurrency=3)
+    out = tmp_path / "out"
+    result = download(sandbox, out, "--json", config=config)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["details"]["windows"] > len(participant_ids(sandbox))
+    assert tree(out) == tree(full_run)
+
+
+def test_modes_write_only_their_files(sandbox: SandboxInfo, tmp_path: Path) -> None:
+    only_fb = tmp_path / "fb"
+    assert download(sandbox, only_fb, "--mode=feedback", "-q").code == 0
+    assert all(n.startswith("results_feedback_") for n in tree(only_fb))
+    only_res = tmp_path / "res"
+    result = download(sandbox, only_res, "--mode", "results", script=True)
+    assert result.code == 0, result.err
+    names = tree(only_res)
+    assert "results_all.json" in names and not any("feedback" in n for n in names)
+
+
+def test_range_of_one_participant_keeps_strict_bounds(
+    sandbox: SandboxInfo, full_run: Path, tmp_path: Path
+) -> None:
+    ext = participant_ids(sandbox)[1]
+    everything = load(full_run / f"results_{ext}.json")
+    start, stop = instant(everything[1]), instant(everything[-2])
+    arg = f"--external_id_time={ext},{start.isoformat()},{stop.isoformat()}"
+    out = tmp_path / "range"
+    result = download(sandbox, out, arg, "-q")
+    assert result.code == 0, result.err
+    got = load(out / f"results_{ext}.json")
+    assert got == [r for r in everything if start < instant(r) < stop]
+    assert len(got) == len(everything) - 4  # both rows on the bounds are excluded
+    assert set(tree(out)) == {
+        "results_all.json",
+        "results_feedback_all.json",
+        f"results_{ext}.json",
+        f"results_feedback_{ext}.json",
+    }
+
+
+def _result(moment: datetime, video: str = "clip_A.mp4") -> dict[str, Any]:
+    return {"date": moment.isoformat(), "result": {"video": video, "service": "A"}}
+
+
+def test_rows_on_window_boundaries_appear_once(sandbox_factory: Any, tmp_path: Path) -> None:
+    info = sandbox_factory()
+    start = datetime(2024, 3, 1, tzinfo=WARSAW)
+    us = timedelta(microseconds=1)
+    boundary = start + timedelta(days=1)  # window_days=1: the first internal boundary
+    moments = [
+        start,  # on the range's start: excluded (strict, like one request)
+        start + us,
+        boundary - us,
+        boundary,
+        boundary + us,
+        start + timedelta(days=2),  # the second boundary
+        start + timedelta(days=3) - us,
+        start + timedelta(days=3),  # on the range's stop: excluded
+    ]
+    ext = "boundary-participant"
+    person = Person(ext, results=[_result(m) for m in reversed(moments)])
+    person.comments.append({"video": "clip_A.mp4", "date": boundary.isoformat(), "comment": "x"})
+    build_study(info, [person])
+    rng = f"--external_id_time={ext},{start.isoformat()},{(start + timedelta(days=3)).isoformat()}"
+    small = config_with_limits(info, tmp_path, window_days=1)
+    out_small, out_one = tmp_path / "small", tmp_path / "one"
+    assert download(info, out_small, rng, "-q", config=small).code == 0
+    assert download(info, out_one, rng, "-q").code == 0
+    got = [instant(r) for r in load(out_small / f"results_{ext}.json")]
+    assert got == moments[1:-1]
+    assert tree(out_small) == tree(out_one)
+    rebuilt = load(out_small / f"results_{ext}.json")[0]["result"]["user_feedback"]
+    assert [f["comment"] for f in rebuilt] == ["x"]
+
+
+def test_result_missing_fields_is_reported_not_fatal(sandbox_factory: Any, tmp_path: Path) -> None:
+    info = sandbox_factory()
+    moment = datetime(2024, 3, 2, 12, tzinfo=WARSAW)
+    person = Person(
+        "incomplete-participant",
+        results=[
+            _result(moment),
+            {"date": (moment + timedelta(hours=1)).isoformat(), "result": {"service": "A"}},
+        ],
+    )
+    build_study(info, [person])
+    out = tmp_path / "out"
+    result = download(info, out, "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["counts"]["results"] == 2
+    assert summary["counts"]["incomplete items"] == 1
+    assert any("result.video" in w for w in summary["warnings"])
+    rows = load(out / "results_incomplete-participant.json")
+    assert rows[1]["result"] == {"service": "A", "user_feedback": []}
+
+
+def test_unknown_participant_gives_empty_files_and_a_warning(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    result = download(sandbox, tmp_path, "--external_id_time=nobody-here", "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert any("no schedule" in w for w in summary["warnings"])
+    assert (tmp_path / "results_nobody-here.json").read_bytes() == b"[]\n"
+    assert (tmp_path / "results_all.json").read_bytes() == b"[]\n"
