@@ -94,3 +94,27 @@ def test_bad_rates_and_unwritable_dir(tmp_path: Path) -> None:
     blocker.write_text("not a folder")  # works as root too, unlike chmod
     result = run_cli(["sandbox", "--data-dir", str(blocker / "sub")])
     assert result.code == 2 and "not writable" in result.one_line_error()
+
+
+def test_in_process_api(tmp_path: Path) -> None:
+    import asyncio
+
+    import aiohttp
+
+    from longterm_sync.sandbox import Sandbox, SandboxOptions
+
+    async def main() -> tuple[int, list[dict[str, str]], str]:
+        options = SandboxOptions(
+            data_dir=tmp_path, users=1, days=1, samples=5, video_mb=0, ssh=False
+        )
+        async with Sandbox(options) as info, aiohttp.ClientSession() as session:
+            headers = {"Authorization": f"Token {info.token}"}
+            async with session.get(info.url + "/api/users/", headers=headers) as resp:
+                return resp.status, await resp.json(), info.url
+
+    status, users, url = asyncio.run(main())
+    assert status == 200 and users[0]["external_id"] == "operator"
+    assert len(users) == 3  # operator, one participant, one orphan
+    with socket.socket() as probe:  # the port was released on exit
+        port = int(url.rsplit(":", 1)[1])
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
