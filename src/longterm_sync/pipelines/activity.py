@@ -404,6 +404,7 @@ async def run_activity(
         ]
         summary.bytes = client.bytes_received
         summary.details["requests"] = client.requests
+        summary.details["retried"] = client.retried
     summary.count("participants", len(table.rows))
     summary.count("results", sum(r.results for r in table.rows))
     incomplete = sum(r.incomplete for r in table.rows)

@@ -90,6 +90,7 @@ async def run_feedback(
         chunks = await per_participant(participants, limits, fetch, summary)
         summary.bytes = client.bytes_received
         summary.details["requests"] = client.requests
+        summary.details["retried"] = client.retried
     rows = [r if isinstance(r, dict) else {} for chunk in chunks if chunk for r in chunk]
     incomplete = sum(1 for r in rows if _sort_key(r) == float("-inf") or not r.get("video"))
     text = await asyncio.to_thread(feedback_csv, rows)
