@@ -23,6 +23,7 @@ import asyncssh
 import pytest
 
 from fixtures_sshd import SSHD, SshdInfo
+from longterm_sync.errors import ConfigError
 from longterm_sync.sandbox.ssh import (
     REFUSED,
     SandboxSFTPServer,
@@ -471,3 +472,134 @@ def test_fault_times_and_match_bound_the_damage(
     _get(target, "fault.mp4", tmp_path / "second")  # the retry succeeds
     assert (tmp_path / "second").read_bytes() == payload
     assert fault.hits == 1
+
+
+# ---------------------------------------------------------------------------------------
+# GNU-compatible messages, restarts, shutdown, uvloop
+
+
+def test_failure_messages_equal_gnu_in_c_locale(ssh_target: Target) -> None:
+    (ssh_target.media_root / "gf").write_bytes(b"file")
+    m = ssh_target.media_dir
+    commands = [
+        f"mkdir -p {m}/gf/sub",
+        f"mkdir -p {m}/gf",
+        f"mv {m}/nothing {m}/x",
+        f"mv {m}/gf {m}/nodir/x",
+        f"mv {m}/gf {m}/gf",
+        f"md5sum {m}",
+    ]
+    cwd = ssh_target.media_root.parent.parent
+    env = {**os.environ, "LC_ALL": "C"}
+    for command in commands:
+        result = run(exec_(ssh_target, command))
+        gnu = subprocess.run(
+            shlex.split(command), cwd=cwd, env=env, capture_output=True, text=True, check=False
+        )
+        assert (result.exit_status, result.stdout, result.stderr) == (
+            gnu.returncode,
+            gnu.stdout,
+            gnu.stderr,
+        ), command
+    assert (ssh_target.media_root / "gf").read_bytes() == b"file"
+
+
+def test_sandbox_mv_moves_a_link_not_its_target(sandbox: Target) -> None:
+    target = sandbox.media_root / "link-target.mp4"
+    target.write_bytes(b"target")
+    link = sandbox.media_root / "alink.mp4"
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to("link-target.mp4")
+    result = run(exec_(sandbox, "mv media/videos/alink.mp4 media/videos/moved-link.mp4"))
+    assert result.exit_status == 0
+    assert (sandbox.media_root / "moved-link.mp4").is_symlink()
+    assert target.read_bytes() == b"target"
+
+
+def test_sandbox_mkdir_never_creates_a_folder_outside_on_the_way(sandbox: Target) -> None:
+    home = sandbox.media_root.parent.parent
+    result = run(exec_(sandbox, "mkdir -p outside_new/../media/videos/x"))
+    assert result.exit_status == REFUSED
+    assert not (home / "outside_new").exists()
+
+
+def test_restart_keeps_keys_and_rewrites_known_hosts(tmp_path: Path) -> None:
+    async def start_stop() -> tuple[int, bytes, bytes, str]:
+        endpoint = await start_ssh_server(tmp_path)
+        try:
+            result = await exec_(Target.of(endpoint), "mkdir -p media/videos/r")
+            assert result.exit_status == 0
+            return (
+                endpoint.port,
+                endpoint.host_key.read_bytes(),
+                endpoint.client_key.read_bytes(),
+                endpoint.known_hosts.read_text(),
+            )
+        finally:
+            await stop_ssh_server(endpoint)
+
+    port1, host1, client1, known1 = run(start_stop())
+    port2, host2, client2, known2 = run(start_stop())
+    assert (host1, client1) == (host2, client2)
+    assert known1.startswith(f"[127.0.0.1]:{port1} ssh-ed25519 ")
+    assert known2.startswith(f"[127.0.0.1]:{port2} ssh-ed25519 ")
+    assert known1.split()[1:] == known2.split()[1:]
+    assert (tmp_path / "ssh" / "client_key").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "ssh" / "client_key.pub").is_file()
+
+
+def test_occupied_port_raises_oserror(tmp_path: Path) -> None:
+    async def twice() -> None:
+        first = await start_ssh_server(tmp_path / "a")
+        try:
+            await start_ssh_server(tmp_path / "b", port=first.port)
+        finally:
+            await stop_ssh_server(first)
+
+    with pytest.raises(OSError):
+        run(twice())
+
+
+def test_stop_drops_live_connections(tmp_path: Path) -> None:
+    async def scenario() -> bool:
+        endpoint = await start_ssh_server(tmp_path)
+        async with Target.of(endpoint).connect() as conn:
+            await stop_ssh_server(endpoint)
+            try:
+                await conn.run("md5sum media/videos", timeout=5)
+            except (asyncssh.Error, OSError):
+                return True
+            return False
+
+    assert run(scenario())
+
+
+def test_sandbox_serves_under_uvloop(tmp_path: Path) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    (tmp_path / "up.bin").write_bytes(data)
+
+    async def scenario() -> str:
+        endpoint = await start_ssh_server(tmp_path / "data")
+        target = Target.of(endpoint)
+        try:
+            async with target.connect() as conn, conn.start_sftp_client() as sftp:
+                await sftp.put(str(tmp_path / "up.bin"), "media/videos/uv.bin")
+                await sftp.get("media/videos/uv.bin", str(tmp_path / "down.bin"))
+                result = await conn.run("md5sum media/videos/uv.bin", check=True)
+                return str(result.stdout)
+        finally:
+            await stop_ssh_server(endpoint)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        out = runner.run(scenario())
+    assert out == f"{hashlib.md5(data).hexdigest()}  media/videos/uv.bin\n"
+    assert (tmp_path / "down.bin").read_bytes() == data
+
+
+def test_damaged_key_is_a_one_line_config_error(tmp_path: Path) -> None:
+    (tmp_path / "ssh").mkdir()
+    (tmp_path / "ssh" / "host_key").write_text("not a key\n")
+    with pytest.raises(ConfigError, match="host_key is unreadable or not a private key"):
+        run(start_ssh_server(tmp_path))

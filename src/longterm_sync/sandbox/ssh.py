@@ -34,6 +34,7 @@ from typing import Any, Literal
 import asyncssh
 
 from ..atomic import write_bytes_atomic
+from ..errors import ConfigError
 
 log = logging.getLogger("longterm_sync.sandbox.ssh")
 
@@ -54,9 +55,19 @@ _SHELL_TOKENS = frozenset(";&|()<>")
 
 
 def _ensure_key(path: Path, comment: str) -> asyncssh.SSHKey:
-    """Load the ed25519 key at ``path`` or create it (private 0600, ``.pub`` beside it)."""
+    """Load the ed25519 key at ``path`` or create it (private 0600, ``.pub`` beside it).
+
+    A damaged key is a one-line ConfigError: regenerating it silently would invalidate every
+    client's known_hosts (host key) or config (client key) without a word.
+    """
     if path.exists():
-        return asyncssh.read_private_key(str(path))
+        try:
+            return asyncssh.read_private_key(str(path))
+        except (OSError, asyncssh.KeyImportError) as exc:
+            raise ConfigError(
+                f"sandbox SSH key {path} is unreadable or not a private key ({exc})",
+                hint="delete it to have a new one generated (clients must then re-read it)",
+            ) from exc
     key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
     write_bytes_atomic(path, key.export_private_key())
     path.chmod(0o600)
@@ -273,29 +284,65 @@ class _Commands:
             out.append(_md5sum_line(digest, shown))
         return "".join(out), "".join(err), 1 if err else 0
 
+    def entry(self, arg: str) -> Path:
+        """Like :meth:`resolve` but the last component is not followed (``mv`` moves a link,
+        not its target), and the entry must lie strictly inside the media folder."""
+        if not arg:
+            raise Refused("empty path")
+        lexical = Path(self.home / arg.lstrip("/"))
+        if lexical.name in ("", ".", ".."):
+            raise Refused(f"path {arg!r} does not name an entry")
+        parent = lexical.parent.resolve()
+        if parent != self.base and self.base not in parent.parents:
+            raise Refused(f"path {arg!r} is outside the media folder")
+        return parent / lexical.name
+
     def mkdir(self, paths: list[str]) -> tuple[str, str, int]:
+        """``mkdir -p`` with GNU's messages: the component that failed is the one named."""
         if not paths:
             raise Refused("mkdir: a directory operand is required")
-        real = [self.resolve(p) for p in paths]
+        for path in paths:
+            self.resolve(path)
         err: list[str] = []
-        for shown, path in zip(paths, real, strict=True):
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                err.append(f"mkdir: cannot create directory '{shown}': {_strerror(exc)}\n")
+        for shown in paths:
+            failed = self._mkdir_p(shown)
+            if failed:
+                err.append(failed)
         return "", "".join(err), 1 if err else 0
+
+    def _mkdir_p(self, shown: str) -> str:
+        parts = [p for p in shown.split("/") if p]
+        last = len(parts) - 1
+        for i in range(len(parts)):
+            prefix = ("/" if shown.startswith("/") else "") + "/".join(parts[: i + 1])
+            local = self.home / prefix.lstrip("/")
+            if local.is_dir():
+                continue
+            if local.exists() or local.is_symlink():
+                reason = "File exists" if i == last else "Not a directory"
+                return f"mkdir: cannot create directory '{prefix}': {reason}\n"
+            self.resolve(prefix)  # never create a folder outside, even on the way
+            try:
+                local.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                return f"mkdir: cannot create directory '{prefix}': {_strerror(exc)}\n"
+        return ""
 
     def mv(self, paths: list[str]) -> tuple[str, str, int]:
         if len(paths) != 2:
             raise Refused("mv: exactly 'mv [-f] SRC DST' is allowed")
-        src = self.resolve(paths[0], strict_inside=True)
-        dst = self.resolve(paths[1], strict_inside=True)
+        src = self.entry(paths[0])
+        dst = self.entry(paths[1])
         if dst.is_dir():
-            dst = dst / src.name
+            dst = self.resolve(paths[1]) / src.name
         try:
             src.lstat()
         except OSError as exc:
             return "", f"mv: cannot stat '{paths[0]}': {_strerror(exc)}\n", 1
+        if dst.exists() and src.exists() and src.samefile(dst):
+            return "", f"mv: '{paths[0]}' and '{paths[1]}' are the same file\n", 1
         try:
             src.replace(dst)
         except OSError as exc:
