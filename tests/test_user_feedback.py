@@ -144,3 +144,23 @@ def test_names_hashed_with_the_profile_salt(sandbox: SandboxInfo, tmp_path: Path
     assert first["phone"] not in result.err + result.out
     table = rows(tmp_path)
     assert len(table) > 1 and {r[1] for r in table[1:]} == {first["external_id"]}
+
+
+def test_every_row_skipped_writes_an_empty_table(study: SandboxInfo, tmp_path: Path) -> None:
+    users = tmp_path / "users.xlsx"
+    pd.DataFrame(
+        {
+            "external_id": [A, B],
+            "start_date": ["2099-01-01", "2000-01-01"],
+            "stop_date": ["", "2000-12-31"],
+        }
+    ).to_excel(users, index=False)
+    result = feedback(study, tmp_path, f"--excel_time={users}")
+    assert result.code == 0, result.err
+    out = result.out.splitlines()
+    assert out[0].startswith("skipped 2 participants not active at ")
+    assert out[1].split() == ["row", "external_id", "start_date", "stop_date", "reason"]
+    assert out[2].split()[:2] == ["2", A] and out[2].endswith("starts in the future")
+    assert out[3].split()[:2] == ["3", B] and out[3].endswith("ended in the past")
+    assert out[4].startswith("user_feedback: 0 participants, 2 skipped, 0 comments;")
+    assert rows(tmp_path) == [["date", "external_id", "video", "comment"]]

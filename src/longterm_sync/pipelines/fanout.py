@@ -70,6 +70,7 @@ async def resolve_into(
     participants, warnings = await resolve_participants(selection, client)
     summary.warnings.extend(warnings)
     if selection.skipped:
+        summary.counts.setdefault("participants", 0)  # keep "participants" first in the line
         summary.count("skipped", len(selection.skipped))
         summary.details["skipped"] = selection.skipped_records()
     return participants
