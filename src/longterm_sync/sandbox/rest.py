@@ -212,7 +212,7 @@ class PlatformApp:
             raise unauthorized("Invalid token header. No credentials provided.")
         if len(parts) > 2:
             raise unauthorized("Invalid token header. Token string should not contain spaces.")
-        account = await self.store.call(self.store.account_by_token, parts[1])
+        account = await self.store.read(self.store.account_by_token, parts[1])
         if account is None:
             raise unauthorized("Invalid token.")
         return account
@@ -322,14 +322,14 @@ class PlatformApp:
     # -- views ----------------------------------------------------------------------------
 
     async def users(self, request: web.Request, account: int) -> web.StreamResponse:
-        return json_response(200, await self.store.call(self.store.users))
+        return json_response(200, await self.store.read(self.store.users))
 
     async def schedules(self, request: web.Request, account: int) -> web.StreamResponse:
         ids = external_id_filter(request)
-        return json_response(200, await self.store.call(self.store.schedules, ids))
+        return json_response(200, await self.store.read(self.store.schedules, ids))
 
     async def me_config(self, request: web.Request, account: int) -> web.StreamResponse:
-        return json_response(200, await self.store.call(self.store.my_schedule, account))
+        return json_response(200, await self.store.read(self.store.my_schedule, account))
 
     async def update_schedule(self, request: web.Request, account: int) -> web.StreamResponse:
         body = await self._body(request)
@@ -341,7 +341,7 @@ class PlatformApp:
 
     async def login(self, request: web.Request, account: int) -> web.StreamResponse:
         fields = self._fields(await self._body(request), {"external_id": "str"})
-        token = await self.store.call(self.store.login, fields["external_id"])
+        token = await self.store.read(self.store.login, fields["external_id"])
         if token is None:
             return json_response(
                 400, {"non_field_errors": ["Unable to log in with provided credentials."]}
@@ -356,16 +356,16 @@ class PlatformApp:
     async def list_results(self, request: web.Request, account: int) -> web.StreamResponse:
         ids = external_id_filter(request)
         start, stop = self._bounds(request)
-        return json_response(200, await self.store.call(self.store.list_results, ids, start, stop))
+        return json_response(200, await self.store.read(self.store.list_results, ids, start, stop))
 
     async def list_feedback(self, request: web.Request, account: int) -> web.StreamResponse:
         ids = external_id_filter(request)
         start, stop = self._bounds(request)
-        body = await self.store.call(self.store.list_feedback, ids, start, stop)
+        body = await self.store.read(self.store.list_feedback, ids, start, stop)
         return json_response(200, body)
 
     async def list_missing(self, request: web.Request, account: int) -> web.StreamResponse:
-        body = await self.store.call(self.store.list_missing, external_id_filter(request))
+        body = await self.store.read(self.store.list_missing, external_id_filter(request))
         return json_response(200, body)
 
     async def post_result(self, request: web.Request, account: int) -> web.StreamResponse:

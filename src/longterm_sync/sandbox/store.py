@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +32,7 @@ T = TypeVar("T")
 OPERATOR = "operator"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MERGE_HORIZON_DAYS = 2  # uploaded entries starting before today + 2 days are dropped
+READERS = 4  # like gunicorn workers: big lists are served side by side, writes one at a time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -119,47 +121,65 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-db")
-        self._db: sqlite3.Connection | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-db-write")
+        self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="sandbox-db")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
         self._secret = b""
 
     def __repr__(self) -> str:
-        return f"Store({self.path})"
+        return f"Store({self.path}, {len(self._connections)} connections)"
 
     # -- plumbing -------------------------------------------------------------------------
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run ``fn`` in the single writer thread (anything that may change the database)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read-only ``fn`` in one of the reader threads (WAL: reads never wait)."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
     async def open(self) -> None:
         await self.call(self._open)
 
     async def close(self) -> None:
-        await self.call(self._close)
-        self._executor.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
 
     @property
     def db(self) -> sqlite3.Connection:
-        assert self._db is not None, "store is not open"
-        return self._db
+        """This thread's connection (SQLite connections are not shared between threads)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            db.execute("PRAGMA query_only=ON")
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=30000")
+        self._local.db = db
+        with self._lock:
+            self._connections.append(db)
+        return db
 
     def _open(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None)
+        db = self._connect()
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
-        self._db = db
         secret = self.get_meta("secret")
         if secret is None:
             secret = secrets.token_hex(32)
             self.set_meta("secret", secret)
         self._secret = secret.encode("ascii")
         self.account(OPERATOR, create=True)
-
-    def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -371,25 +391,30 @@ class Store:
     ) -> bytes:
         where, args = self._where("r", external_ids, start_us, stop_us, row_id)
         feedback = self._first_feedback()
-        parts: list[bytes] = []
+        # One join at the end: a 150 MB list costs its rows plus one copy, not three.
+        chunks: list[bytes | memoryview] = [b"["]
         cursor = self.db.execute(
             "SELECT r.owner, a.ext_id, r.date_us, r.video, r.result, r.poison "
             "FROM watch_results r JOIN accounts a ON a.id = r.owner" + where + " ORDER BY r.id",
             args,
         )
         for owner, ext, date_us, video, result, poison in cursor:
-            text = bytes(result)
+            text: bytes = result
+            if len(chunks) > 1:
+                chunks.append(b",")
+            chunks.append(self._item_head(ext, date_us))
             if poison:
-                if row_id is not None:  # the POST itself succeeds; only listing it crashes
-                    parts.append(self._item_head(ext, date_us) + text + b"}")
-                    continue
-                raise ServerCrash(f"result of account {owner} is not an object")
+                if row_id is None:  # the POST itself succeeds; only listing it crashes
+                    raise ServerCrash(f"result of account {owner} is not an object")
+                chunks += [text, b"}"]
+                continue
             fb = feedback.get((owner, video), b"null") if video is not None else b"null"
-            body = text[:-1] + (b"," if len(text) > 2 else b"") + b'"user_feedback":' + fb + b"}"
-            parts.append(self._item_head(ext, date_us) + body + b"}")
+            sep = b"," if len(text) > 2 else b""
+            chunks += [memoryview(text)[:-1], sep, b'"user_feedback":', fb, b"}}"]
         if row_id is not None:
-            return parts[0]
-        return b"[" + b",".join(parts) + b"]"
+            return b"".join(chunks[1:])
+        chunks.append(b"]")
+        return b"".join(chunks)
 
     @staticmethod
     def _item_head(ext: str | None, date_us: int) -> bytes:
