@@ -12,6 +12,7 @@ import pytest
 from longterm_sync.errors import InputFileError
 from longterm_sync.ids import external_id
 from longterm_sync.schedule_file import (
+    ID_MISMATCH,
     ScheduleFileError,
     find_schedule_files,
     load_schedule_file,
@@ -52,9 +53,10 @@ def test_valid_file_hashes_the_id_and_drops_personal_data(tmp_path: Path) -> Non
 def test_given_external_id_wins_and_is_kept(tmp_path: Path) -> None:
     loaded = load(tmp_path, schedule([DAY], external_id="SFASDFASDF"))
     assert loaded.external_id == "SFASDFASDF"
-    assert loaded.id_source == "given"
+    assert loaded.id_source == ID_MISMATCH
     assert "name" not in loaded.payload
-    assert any("--user_time" in w for w in loaded.warnings)
+    doc = schedule([DAY], external_id=external_id("Long_001", "Stress_test", "1234567"))
+    assert load(tmp_path, doc).id_source == "given"
 
 
 def test_broken_json_names_line_and_column(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ TOP_KEYS = ("external_id", "language", "comments", "schedule", *PERSONAL_KEYS)
 ENTRY_KEYS = ("start", "end", "service", "reply_form")
 REPLY_TYPES = ("MOS", "TEXT", "QUALTRICS")
 MAX_PROBLEMS_SHOWN = 6
+ID_MISMATCH = "given, not the hash of name/surname/phone"
 
 
 class ScheduleFileError(InputFileError):
@@ -51,7 +52,7 @@ class ScheduleFile:
 
     path: Path
     external_id: str
-    id_source: str  # "given" or "hashed"
+    id_source: str  # "hashed", "given", or ID_MISMATCH (given, but not the personal data's hash)
     payload: dict[str, Any]  # exactly what is sent: personal keys removed, external_id set
     videos: tuple[str, ...]  # every referenced video, first appearance order, no duplicates
     warnings: tuple[str, ...] = field(default=())
@@ -201,10 +202,7 @@ def _external_id(
                 "splits on commas and never trims)"
             )
         if hashed and hashed != given:
-            warnings.append(
-                f"{path.name}: external_id is given, so name/surname/phone are not used; "
-                "selecting this participant by name (--user_time) will not find it"
-            )
+            return given, ID_MISMATCH
         return given, "given"
     if not have_personal:
         missing = [k for k in PERSONAL_KEYS if not str(personal.get(k) or "").strip()]

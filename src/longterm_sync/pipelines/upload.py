@@ -31,6 +31,7 @@ from ..media.progress import MediaReporter
 from ..media.sync import list_remote_videos, push_up
 from ..merge_plan import MergePlan, plan_merge, results_match
 from ..schedule_file import (
+    ID_MISMATCH,
     ScheduleFile,
     ScheduleFileError,
     find_schedule_files,
@@ -149,6 +150,13 @@ def _load_all(folder: Path, profile: ServerProfile, summary: Summary) -> list[Sc
         summary.warnings.extend(schedule.warnings)
         loaded.append(schedule)
     summary.count("schedule files", len(paths))
+    mismatched = [s.path.name for s in loaded if s.id_source == ID_MISMATCH]
+    if mismatched:
+        shown = ", ".join(mismatched[:5]) + (" ..." if len(mismatched) > 5 else "")
+        summary.warnings.append(
+            f"{len(mismatched)} file(s) give an external_id that is not the salted hash of their "
+            f"name/surname/phone ({shown}): --user_time will not find those participants"
+        )
     by_id: dict[str, list[ScheduleFile]] = {}
     for schedule in loaded:
         by_id.setdefault(schedule.external_id, []).append(schedule)
