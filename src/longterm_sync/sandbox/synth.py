@@ -404,7 +404,7 @@ class Study:
         return written
 
     def write_experimenter_files(self, folder: Path) -> None:
-        """users.csv and the schedule files exactly as an experimenter would keep them."""
+        """users.csv/.xlsx and the schedule files exactly as an experimenter would keep them."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["name", "surname", "phone", "external_id", "start_date", "stop_date"])
@@ -420,11 +420,26 @@ class Study:
                 ]
             )
         write_bytes_atomic(folder / "users.csv", out.getvalue().encode("utf-8"))
+        write_bytes_atomic(folder / "users.xlsx", _xlsx(out.getvalue()))
         for p in self.participants:
             write_bytes_atomic(
                 folder / "schedules" / f"schedule_{p.name}.json",
                 orjson.dumps(p.schedule, option=orjson.OPT_INDENT_2) + b"\n",
             )
+
+
+def _xlsx(csv_text: str) -> bytes:
+    """The same table as an Excel workbook, as experimenters usually keep it."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in csv.reader(io.StringIO(csv_text)):
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
 
 
 def _naive(value: datetime) -> str:
