@@ -6,7 +6,15 @@ from datetime import date, timedelta
 from typing import Any
 
 from longterm_sync.merge_plan import Action, plan_merge, results_match, start_date
-from upload_helpers import entry, relative_days, schedule
+from upload_helpers import (
+    API_MD_ACTIONS,
+    API_MD_RESULT,
+    API_MD_STORED,
+    API_MD_UPLOAD,
+    entry,
+    relative_days,
+    schedule,
+)
 
 TODAY = date(2026, 12, 1)
 
@@ -23,18 +31,11 @@ def starts(entries: list[dict[str, Any]]) -> list[int]:
 
 
 def test_api_md_example() -> None:
-    stored = doc([-4, 0, 1, 2, 5])
-    upload = doc([-4, 0, 1, 2, 3, 7], video="subset1/clip_B.mp4")
+    stored = doc(API_MD_STORED)
+    upload = doc(API_MD_UPLOAD, video="subset1/clip_B.mp4")
     plan = plan_merge(stored, upload, TODAY)
-    assert [e.action for e in plan.entries] == [
-        Action.IGNORED_PAST,
-        Action.IGNORED_SOON,
-        Action.IGNORED_SOON,
-        Action.OVERWRITE,
-        Action.APPEND,
-        Action.APPEND,
-    ]
-    assert starts(plan.result) == [-4, 0, 1, 2, 5, 3, 7]
+    assert [e.action for e in plan.entries] == API_MD_ACTIONS
+    assert starts(plan.result) == API_MD_RESULT
     videos = [e["service"][0]["video"] for e in plan.result]
     assert (
         videos

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,7 +27,18 @@ from longterm_sync.merge_plan import Action, MergePlan
 from longterm_sync.pipelines.upload import UploadOptions, run_upload
 from longterm_sync.schedule_file import ScheduleFile
 from longterm_sync.summary import Summary
-from upload_helpers import entry, relative_days, schedule, write_json
+from upload_helpers import (
+    API_MD_ACTIONS,
+    API_MD_RESULT,
+    API_MD_STORED,
+    API_MD_UPLOAD,
+    entry,
+    get_json,
+    put_videos,
+    relative_days,
+    schedule,
+    write_json,
+)
 
 TODAY = date(2026, 12, 1)
 
@@ -47,16 +57,8 @@ class PlanRecorder:
         self.matches[schedule.path.name] = matches
 
 
-def get(info: Any, route: str) -> Any:
-    request = urllib.request.Request(
-        f"{info.url}{route}", headers={"Authorization": f"Token {info.token}"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
 def stored_schedule(info: Any, eid: str) -> dict[str, Any] | None:
-    rows = get(info, f"/api/users/schedules/?external_id={eid}")
+    rows = get_json(info, f"/api/users/schedules/?external_id={eid}")
     assert len(rows) <= 1
     return rows[0]["schedule"] if rows else None
 
@@ -92,24 +94,16 @@ def pinned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
         info.stop()
 
 
-def _videos(folder: Path, names: dict[str, bytes]) -> Path:
-    for name, data in names.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return folder
-
-
 def _doc(offsets: list[int], eid: str, video: str = "subset1/clip_A.mp4") -> dict[str, Any]:
     return schedule(relative_days(TODAY, offsets), external_id=eid, video=video)
 
 
 def test_api_md_example_plan_matches_what_is_stored(pinned: Any, tmp_path: Path) -> None:
-    videos = _videos(
+    videos = put_videos(
         tmp_path / "videos", {"subset1/clip_A.mp4": b"A" * 1000, "subset1/clip_B.mp4": b"B" * 999}
     )
     first = tmp_path / "first"
-    write_json(first / "p1.json", _doc([-4, 0, 1, 2, 5], "P1"))
+    write_json(first / "p1.json", _doc(API_MD_STORED, "P1"))
     summary, rec = upload(pinned, first, videos)
     assert not summary.failures, summary.lines()
     assert rec.plans["p1.json"].new_participant
@@ -118,28 +112,21 @@ def test_api_md_example_plan_matches_what_is_stored(pinned: Any, tmp_path: Path)
     assert stored is not None and stored["schedule"] == rec.plans["p1.json"].result
 
     second = tmp_path / "second"
-    write_json(second / "p1.json", _doc([-4, 0, 1, 2, 3, 7], "P1", video="subset1/clip_B.mp4"))
+    write_json(second / "p1.json", _doc(API_MD_UPLOAD, "P1", video="subset1/clip_B.mp4"))
     summary, rec = upload(pinned, second, videos)
     assert not summary.failures, summary.lines()
     plan = rec.plans["p1.json"]
-    assert [e.action for e in plan.entries] == [
-        Action.IGNORED_PAST,
-        Action.IGNORED_SOON,
-        Action.IGNORED_SOON,
-        Action.OVERWRITE,
-        Action.APPEND,
-        Action.APPEND,
-    ]
+    assert [e.action for e in plan.entries] == API_MD_ACTIONS
     stored = stored_schedule(pinned, "P1")
     assert stored is not None
     assert stored["schedule"] == plan.result
     days = [(date.fromisoformat(e["start"][:10]) - TODAY).days for e in stored["schedule"]]
-    assert days == [-4, 0, 1, 2, 5, 3, 7]
+    assert days == API_MD_RESULT
     assert rec.matches == {"p1.json": True}
 
 
 def test_offset_and_naive_start_make_two_entries(pinned: Any, tmp_path: Path) -> None:
-    videos = _videos(tmp_path / "videos", {"subset1/clip_A.mp4": b"A"})
+    videos = put_videos(tmp_path / "videos", {"subset1/clip_A.mp4": b"A"})
     write_json(tmp_path / "a" / "p2.json", _doc([5], "P2"))
     upload(pinned, tmp_path / "a", videos)
     doc = _doc([], "P2")
@@ -155,13 +142,13 @@ def test_offset_and_naive_start_make_two_entries(pinned: Any, tmp_path: Path) ->
 
 
 def test_dry_run_sends_nothing(pinned: Any, tmp_path: Path) -> None:
-    videos = _videos(tmp_path / "videos", {"dry/clip.mp4": b"D" * 10})
+    videos = put_videos(tmp_path / "videos", {"dry/clip.mp4": b"D" * 10})
     write_json(tmp_path / "j" / "p3.json", _doc([3], "P3", video="dry/clip.mp4"))
-    before = (get(pinned, "/api/users/"), get(pinned, "/api/users/schedules/"))
+    before = (get_json(pinned, "/api/users/"), get_json(pinned, "/api/users/schedules/"))
     summary, rec = upload(pinned, tmp_path / "j", videos, dry_run=True)
     assert not summary.failures, summary.lines()
     assert rec.plans["p3.json"].new_participant and not rec.matches
-    assert (get(pinned, "/api/users/"), get(pinned, "/api/users/schedules/")) == before
+    assert (get_json(pinned, "/api/users/"), get_json(pinned, "/api/users/schedules/")) == before
     media = pinned.media_root
     assert not (media / "dry").exists()
     assert not (videos / "dry" / "clip.mp4.md5sum").exists()
@@ -169,7 +156,7 @@ def test_dry_run_sends_nothing(pinned: Any, tmp_path: Path) -> None:
 
 
 def test_names_never_sent_and_invalid_file_makes_no_account(pinned: Any, tmp_path: Path) -> None:
-    videos = _videos(tmp_path / "videos", {"subset1/clip_A.mp4": b"A" * 10})
+    videos = put_videos(tmp_path / "videos", {"subset1/clip_A.mp4": b"A" * 10})
     profile = profile_of(pinned)
     good = schedule(relative_days(TODAY, [3]), name="Zofia", surname="Sekretna", phone="5550199")
     write_json(tmp_path / "j" / "good.json", good)
@@ -181,12 +168,12 @@ def test_names_never_sent_and_invalid_file_makes_no_account(pinned: Any, tmp_pat
     eid = external_id("Zofia", "Sekretna", "5550199", profile.salt)
     stored = stored_schedule(pinned, eid)
     assert stored is not None and stored["external_id"] == eid
-    text = json.dumps(get(pinned, "/api/users/schedules/"))
+    text = json.dumps(get_json(pinned, "/api/users/schedules/"))
     for secret in ("Zofia", "Sekretna", "5550199", '"name"', '"surname"', '"phone"'):
         assert secret not in text
     for path in Path(pinned.data_dir).rglob("*.sqlite3"):
         assert b"Sekretna" not in path.read_bytes()
-    accounts = [u["external_id"] for u in get(pinned, "/api/users/")]
+    accounts = [u["external_id"] for u in get_json(pinned, "/api/users/")]
     assert external_id("Adam", "Zly", "5550100", profile.salt) not in accounts
 
 
@@ -200,7 +187,7 @@ def test_video_must_exist_locally_or_on_the_server(pinned: Any, tmp_path: Path) 
     assert [f.item for f in summary.failures] == ["nowhere.json"]
     assert "old/missing.mp4" in summary.failures[0].reason
     assert stored_schedule(pinned, "P4") is not None
-    assert "P5" not in [u["external_id"] for u in get(pinned, "/api/users/")]
+    assert "P5" not in [u["external_id"] for u in get_json(pinned, "/api/users/")]
 
 
 def _md5(data: bytes) -> str:
@@ -210,7 +197,7 @@ def _md5(data: bytes) -> str:
 def test_cli_end_to_end_videos_and_schedules(pinned: Any, tmp_path: Path) -> None:
     work = tmp_path / "study"
     clips = {"subset1/clip_A.mp4": os.urandom(300_000), "top.mp4": os.urandom(1000)}
-    _videos(work / "videos", clips)
+    put_videos(work / "videos", clips)
     write_json(work / "user_001.json", _doc([3, 4], "P6", video="subset1/clip_A.mp4"))
     args = [
         "upload-schedule",
@@ -266,7 +253,7 @@ def test_prod_asks_before_sending(pinned: Any, tmp_path: Path, answer: str, code
     config.chmod(0o600)
     work = tmp_path / "study"
     write_json(work / "p7.json", _doc([3], "P7"))
-    _videos(work / "videos", {"subset1/clip_A.mp4": b"A"})
+    put_videos(work / "videos", {"subset1/clip_A.mp4": b"A"})
     args = ["upload-schedule", f"--config={config}", "--server=prod", f"--today={TODAY}"]
     status, output = _pty_run(args, answer, work)
     assert status == code, output

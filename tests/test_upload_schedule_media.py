@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from clitools import run_cli
 from fixtures_sandbox import SandboxInfo, start_sandbox
-from upload_helpers import relative_days, schedule, write_json
+from upload_helpers import get_json, put_videos, relative_days, schedule, write_json
 
 TODAY_S = "2026-12-01"
 
@@ -37,14 +36,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
         info.stop()
 
 
-def get(info: SandboxInfo, route: str) -> Any:
-    request = urllib.request.Request(f"{info.url}{route}", headers=info.headers())
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
 def stored_ids(info: SandboxInfo) -> set[str]:
-    return {row["schedule"].get("external_id") for row in get(info, "/api/users/schedules/")}
+    return {row["schedule"].get("external_id") for row in get_json(info, "/api/users/schedules/")}
 
 
 def doc(eid: str, *videos: str) -> dict[str, Any]:
@@ -55,14 +48,6 @@ def doc(eid: str, *videos: str) -> dict[str, Any]:
     if len(videos) > 1:
         data["schedule"][1]["service"][0]["video"] = videos[1]
     return data
-
-
-def put_videos(folder: Path, names: dict[str, bytes]) -> Path:
-    for name, data in names.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return folder
 
 
 def cli(config: Path | str, server: str, work: Path, *extra: str) -> Any:
@@ -157,17 +142,20 @@ def test_video_changed_locally_is_sent_again(
 def test_orphan_account_is_refused_and_nothing_changes(
     platform: SandboxInfo, tmp_path: Path
 ) -> None:
-    accounts = [u["external_id"] for u in get(platform, "/api/users/")]
+    accounts = [u["external_id"] for u in get_json(platform, "/api/users/")]
     orphans = [a for a in accounts if a not in stored_ids(platform) and a != "operator"]
     assert len(orphans) == 1
-    before = (get(platform, "/api/users/"), get(platform, "/api/users/schedules/"))
+    before = (get_json(platform, "/api/users/"), get_json(platform, "/api/users/schedules/"))
     work = tmp_path / "study"
     put_videos(work / "videos", {"o/clip.mp4": b"o"})
     write_json(work / "orphan.json", doc(orphans[0], "o/clip.mp4"))
     result = cli(platform.config, "sandbox", work)
     assert result.code == 1, result.out + result.err
     assert f"orphan.json: not sent: account {orphans[0]} exists without a schedule" in result.out
-    assert (get(platform, "/api/users/"), get(platform, "/api/users/schedules/")) == before
+    assert (
+        get_json(platform, "/api/users/"),
+        get_json(platform, "/api/users/schedules/"),
+    ) == before
 
 
 def test_failed_video_holds_back_only_its_schedule(platform: SandboxInfo, tmp_path: Path) -> None:
@@ -184,7 +172,7 @@ def test_failed_video_holds_back_only_its_schedule(platform: SandboxInfo, tmp_pa
     assert "held.json: not sent: video(s) failed to upload: held/clip.mp4" in result.out
     ids = stored_ids(platform)
     assert "FINE" in ids and "HELD" not in ids
-    assert "HELD" not in [u["external_id"] for u in get(platform, "/api/users/")]
+    assert "HELD" not in [u["external_id"] for u in get_json(platform, "/api/users/")]
 
 
 def test_unknown_host_key_is_one_line_and_sends_nothing(
@@ -206,7 +194,7 @@ def test_unknown_host_key_is_one_line_and_sends_nothing(
     assert result.code == 3, result.out + result.err
     line = result.one_line_error()
     assert "SHA256:" in line and "--accept-new-host-key" in line
-    assert "HOSTKEY" not in [u["external_id"] for u in get(platform, "/api/users/")]
+    assert "HOSTKEY" not in [u["external_id"] for u in get_json(platform, "/api/users/")]
     accepted = cli(config, "sandbox", work, "--accept-new-host-key")
     assert accepted.code == 0, accepted.out + accepted.err
     assert "HOSTKEY" in stored_ids(platform)

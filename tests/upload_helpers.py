@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from longterm_sync.merge_plan import Action
+
+#: API.md's example (today = day 0): stored -4, 0, +1, +2, +5; upload these days.
+API_MD_STORED = [-4, 0, 1, 2, 5]
+API_MD_UPLOAD = [-4, 0, 1, 2, 3, 7]
+API_MD_ACTIONS = [
+    Action.IGNORED_PAST,
+    Action.IGNORED_SOON,
+    Action.IGNORED_SOON,
+    Action.OVERWRITE,
+    Action.APPEND,
+    Action.APPEND,
+]
+API_MD_RESULT = [-4, 0, 1, 2, 5, 3, 7]
 
 MOS_BUTTONS = [
     {"value": v, "button_text": [{"language": "eng", "text": f"{v}. grade"}]} for v in range(1, 6)
@@ -67,3 +83,20 @@ def write_json(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=4, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def put_videos(folder: Path, names: dict[str, bytes]) -> Path:
+    for name, data in names.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return folder
+
+
+def get_json(info: Any, route: str) -> Any:
+    """GET a platform route with the sandbox operator's token (``info`` is a SandboxInfo)."""
+    request = urllib.request.Request(
+        f"{info.url}{route}", headers={"Authorization": f"Token {info.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.loads(resp.read())
