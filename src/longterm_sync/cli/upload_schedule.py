@@ -169,9 +169,23 @@ def run(ctx: Context) -> int:
                 hint="pass --yes to confirm non-interactively, or --dry-run to see the plan",
             )
         confirm = _ask
-    summary = ctx.run_async(
-        run_upload(
-            profile, ctx.config.limits, options, reporter=_PrintingReporter(ctx), confirm=confirm
+    bar = None
+    if sys.stderr.isatty() and not args.quiet and not args.json:
+        from ..media import RichReporter
+
+        bar = RichReporter("uploading videos")
+    try:
+        summary = ctx.run_async(
+            run_upload(
+                profile,
+                ctx.config.limits,
+                options,
+                reporter=_PrintingReporter(ctx),
+                confirm=confirm,
+                media_reporter=bar,
+            )
         )
-    )
+    finally:
+        if bar is not None:
+            bar.close()
     return ctx.render(summary)
