@@ -130,14 +130,22 @@ def test_margin_and_question(study: SandboxInfo, tmp_path: Path) -> None:
 
 
 def test_selection_range_clips_the_window(study: SandboxInfo, tmp_path: Path) -> None:
+    """Rows active on --until are kept (B ends after it), the others listed as skipped."""
     users = tmp_path / "users.csv"
-    users.write_text(f"external_id,start_date,stop_date\n{A},2024-03-13,\n{B},2099-01-01,\n")
+    ended = "ee" * 32
+    users.write_text(
+        "external_id,start_date,stop_date\n"
+        f"{A},2024-03-13,\n{ended},2024-01-01,2024-03-14\n{B},2024-03-01,2024-03-20\n"
+        f"{POISON},2099-01-01,\n"
+    )
     result = activity(study, tmp_path, f"--excel_time={users}")
     assert result.code == 0, result.err
-    assert "skipped 1 participant not active" in result.out
-    assert B in result.out and "starts in the future" in result.out
+    out = result.out.splitlines()
+    assert out[0] == "skipped 2 participants not active at 2024-03-15 23:59:"
+    assert out[2].split()[:2] == ["3", ended] and out[2].endswith("ended in the past")
+    assert out[3].split()[:2] == ["5", POISON] and out[3].endswith("starts in the future")
     rows = (tmp_path / "user_activity.csv").read_text().splitlines()[1:]
-    assert rows == [f"1,{A},-," + ",".join(EXPECTED_A[1:])]
+    assert rows == [f"1,{A},-," + ",".join(EXPECTED_A[1:]), f"2,{B},-,-,-,-"]
 
 
 def test_default_windows_give_the_same_file(study: SandboxInfo, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ parses, warns and prints the skipped-rows table the same way.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from ..select import Selection, selection_from_args, skipped_table
 from .common import Context
@@ -14,14 +15,15 @@ from .common import Context
 log = logging.getLogger("longterm_sync.cli")
 
 
-def selection_for(ctx: Context) -> Selection:
+def selection_for(ctx: Context, *, now: datetime | None = None) -> Selection:
     """Parse the flags with the profile's salt and timezone; print the skipped rows.
 
-    A malformed value raises :class:`~longterm_sync.errors.SelectionError` here, before any
-    request is sent.
+    ``now`` is the moment spreadsheet rows must be active at (default: the real now; a report
+    about a past day passes the end of that day). A malformed value raises
+    :class:`~longterm_sync.errors.SelectionError` here, before any request is sent.
     """
     profile = ctx.profile
-    selection = selection_from_args(ctx.args, salt=profile.salt, tz=profile.tz)
+    selection = selection_from_args(ctx.args, salt=profile.salt, tz=profile.tz, now=now)
     for line in skipped_table(selection, profile.tz):
         ctx.echo(line)
     log.debug("selection: %s", selection.describe())

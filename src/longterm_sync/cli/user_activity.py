@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
+from datetime import date, datetime, time
 
 from ..pipelines.activity import ActivityOptions, run_activity
 from ..select import SELECTION_HELP, add_selection_arguments
@@ -111,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_date,
         default=None,
         metavar="YYYY-MM-DD",
-        help="last day of the report (default: today in the profile's timezone)",
+        help="last day of the report (default: today in the profile's timezone); "
+        "--excel_time rows must be active on that day",
     )
     group.add_argument(
         "--xlsx",
@@ -124,8 +125,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: Context) -> int:
     args = ctx.args
+    # --excel_time rows must be active on the report's last day, not necessarily today
+    now = None
+    if args.until is not None:
+        now = datetime.combine(args.until, time(23, 59, 59), tzinfo=ctx.profile.tz)
     options = ActivityOptions(
-        selection=selection_for(ctx),
+        selection=selection_for(ctx, now=now),
         output_dir=ctx.output_dir,
         sec_margin=args.sec_margin,
         report_days=args.report_days,
