@@ -260,3 +260,22 @@ def test_prod_asks_before_sending(pinned: Any, tmp_path: Path, answer: str, code
     assert "[y/N]" in output
     assert "participant P7 (p7.json): new" in output  # the plan is shown before the question
     assert (stored_schedule(pinned, "P7") is not None) == (answer == "y")
+
+
+def test_wrong_token_is_one_line_naming_the_server(pinned: Any, tmp_path: Path) -> None:
+    work = tmp_path / "study"
+    write_json(work / "p8.json", _doc([3], "P8"))
+    put_videos(work / "videos", {"subset1/clip_A.mp4": b"A"})
+    result = run_cli(
+        [
+            "upload-schedule",
+            f"--config={pinned.config}",
+            "--server=sandbox",
+            "--token=ffffffffffffffffffffffffffffffffffffffff",
+        ],
+        cwd=work,
+    )
+    assert result.code == 3, result.out + result.err
+    line = result.one_line_error()
+    assert pinned.url in line or "sandbox" in line
+    assert "P8" not in [u["external_id"] for u in get_json(pinned, "/api/users/")]

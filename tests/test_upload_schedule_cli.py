@@ -6,6 +6,7 @@ The server URL points at a closed port, so any request the command tried would f
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ DEAD = "http://127.0.0.1:9"
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
-        f'[servers.prod]\nurl = "{DEAD}"\n\n[servers.lab]\nurl = "{DEAD}"\n', encoding="utf-8"
+        f'[servers.prod]\nurl = "{DEAD}"\n\n[servers.lab]\nurl = "{DEAD}"\n'
+        "\n[limits]\nretries = 0\n",  # an unreachable server fails at once
+        encoding="utf-8",
     )
     return path
 
@@ -98,3 +101,15 @@ def test_no_token_is_one_line(tmp_path: Path) -> None:
     )
     assert result.code == 2
     assert "no REST token" in result.one_line_error()
+
+
+def test_unreachable_server_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    jsons = tmp_path / "j"
+    write_json(jsons / "ok.json", schedule([date(2030, 1, 1)], video="a.mp4"))
+    videos = tmp_path / "v"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(b"video")
+    result = run_cli([*_args(tmp_path), str(videos), str(jsons)])
+    assert result.code == 3, result.out + result.err
+    assert "cannot reach" in result.one_line_error()
+    assert not (videos / "a.mp4.md5sum").exists()
