@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import socket
 import stat
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from clitools import run_cli
 from fixtures_sandbox import SandboxInfo
@@ -77,14 +80,22 @@ def test_sigterm_exits_zero(sandbox_factory: Callable[..., SandboxInfo]) -> None
     assert info.process is not None and info.process.returncode == 0
 
 
-def test_occupied_port_is_one_line_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--port", "--ssh-port"])
+def test_occupied_port_is_one_line_exit_2(tmp_path: Path, flag: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run_cli(["sandbox", "--data-dir", str(tmp_path), "--port", str(port)])
+        result = run_cli(["sandbox", "--data-dir", str(tmp_path), flag, str(port)])
     assert result.code == 2
-    assert "already in use" in result.one_line_error()
+    assert f"port {port} on 127.0.0.1 is already in use" in result.one_line_error()
+
+
+def test_sigint_exits_zero(sandbox_factory: Callable[..., SandboxInfo]) -> None:
+    info = sandbox_factory()
+    assert info.process is not None
+    info.process.send_signal(signal.SIGINT)
+    assert info.process.wait(timeout=20) == 0
 
 
 def test_bad_rates_and_unwritable_dir(tmp_path: Path) -> None:
