@@ -70,6 +70,7 @@ class NullReporter:
 
 
 Confirm = Callable[[str], bool]
+"""Asked (in a worker thread) before anything is written to a production server."""
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _load_all(folder: Path, profile: ServerProfile, summary: Summary) -> list[Sc
         try:
             schedule = load_schedule_file(path, salt=profile.salt, tz=profile.tz)
         except ScheduleFileError as exc:
-            log.warning("invalid: %s", exc)
+            log.debug("invalid: %s", exc)  # listed with the failures at the end
             summary.fail(path.name, f"invalid, not sent: {exc.message.split(': ', 1)[-1]}")
             continue
         summary.warnings.extend(schedule.warnings)
@@ -275,7 +276,7 @@ async def _send_schedules(
 
     async def send(item: _Planned) -> None:
         name = item.schedule.path.name
-        broken = [v for v in item.schedule.videos if _failed(v, failed_videos)]
+        broken = [v for v in item.schedule.videos if v in failed_videos]
         if broken:
             summary.fail(name, f"not sent: video(s) failed to upload: {', '.join(broken[:5])}")
             return
@@ -307,7 +308,3 @@ async def _send_schedules(
     async with asyncio.TaskGroup() as group:
         for item in planned:
             group.create_task(send(item))
-
-
-def _failed(video: str, failed: set[str]) -> bool:
-    return video in failed
