@@ -43,13 +43,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from ..api import WATCH_RESULTS, PlatformClient
 from ..atomic import atomic_writer, write_text_atomic
 from ..config import Limits, ServerProfile
+from ..errors import ProtocolError
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
-from .fanout import check_output_dir, fetch_windows, per_participant, resolve_into
+from .fanout import check_output_dir, fetch_window_bodies, per_participant, resolve_into
 
 log = logging.getLogger("longterm_sync.pipelines.activity")
 
@@ -66,6 +69,7 @@ FACE_DOWN_Z = -0.8
 SETTLE_FRACTION = 0.10
 SETTLE_SECONDS = 3.0
 ANSWER_CHARS = 30
+PARSE_AT_ONCE = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -386,14 +390,28 @@ async def run_activity(
     async with PlatformClient(profile, limits) as client:
         participants = await resolve_into(options.selection, client, summary)
 
+        # Parsed results take several times the memory of their JSON: bodies are fetched in
+        # parallel, but only this many are parsed (and reduced to cells) at once.
+        parsing = asyncio.Semaphore(PARSE_AT_ONCE)
+
         async def fetch(p: Participant) -> ParticipantRow:
             bounds = clip(p, start, stop)
-            items: list[Any] = []
+            views: list[Viewing] = []
             if bounds is not None:
-                items = await fetch_windows(
+                bodies = await fetch_window_bodies(
                     client, WATCH_RESULTS, p, limits, start=bounds[0], stop=bounds[1], now=now
                 )
-            row = await asyncio.to_thread(_build_row, p, items, days, options, tz)
+                bodies.reverse()
+                while bodies:  # pop, so each body is freed once reduced
+                    body = bodies.pop()
+                    async with parsing:
+                        views.extend(await asyncio.to_thread(_viewings, body, options, tz))
+            row = ParticipantRow(
+                p.external_id,
+                row_cells(views, days),
+                results=len(views),
+                incomplete=sum(v.incomplete for v in views),
+            )
             log.debug("%s: %d results", p.short, row.results)
             return row
 
@@ -428,17 +446,9 @@ async def run_activity(
     return summary
 
 
-def _build_row(
-    participant: Participant,
-    items: list[Any],
-    days: Sequence[date],
-    options: ActivityOptions,
-    tz: ZoneInfo,
-) -> ParticipantRow:
-    views = [viewing(i, margin=options.sec_margin, question=options.question, tz=tz) for i in items]
-    return ParticipantRow(
-        participant.external_id,
-        row_cells(views, days),
-        results=len(views),
-        incomplete=sum(v.incomplete for v in views),
-    )
+def _viewings(body: bytes, options: ActivityOptions, tz: ZoneInfo) -> list[Viewing]:
+    """Parse one window's JSON and keep only what the cells need (runs in a thread)."""
+    data = orjson.loads(body)
+    if not isinstance(data, list):
+        raise ProtocolError(f"/api/{WATCH_RESULTS}/ did not answer a list")
+    return [viewing(i, margin=options.sec_margin, question=options.question, tz=tz) for i in data]

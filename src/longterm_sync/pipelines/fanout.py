@@ -18,10 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..api import PlatformClient
+from ..api import PlatformClient, decode_json
 from ..atomic import local_io_error
 from ..config import Limits
-from ..errors import LocalIOError, LongtermError, TransientError
+from ..errors import LocalIOError, LongtermError, ProtocolError, TransientError
 from ..select import Directory, Participant, Selection, resolve_participants
 from ..summary import Summary
 from ..windows import participant_windows
@@ -86,31 +86,55 @@ async def fetch_windows(
     stop: datetime | None,
     now: datetime,
 ) -> list[Any]:
-    """All rows of one participant in ``(start, stop)``, in window order.
+    """All rows of one participant in ``(start, stop)``, in window order."""
+    chunks = await fetch_window_bodies(
+        client, route, participant, limits, start=start, stop=stop, now=now
+    )
+    rows: list[Any] = []
+    for body in chunks:
+        rows.extend(await decode_list(body, route))
+    return rows
 
-    Windows run in parallel (the client's connector bounds the connections). With an open
-    start there is no schedule here to anchor windows on, so the range is one request.
+
+async def decode_list(body: bytes, route: str) -> list[Any]:
+    data = await decode_json(body)
+    if not isinstance(data, list):
+        raise ProtocolError(f"/api/{route}/ did not answer a list")
+    return data
+
+
+async def fetch_window_bodies(
+    client: PlatformClient,
+    route: str,
+    participant: Participant,
+    limits: Limits,
+    *,
+    start: datetime | None,
+    stop: datetime | None,
+    now: datetime,
+) -> list[bytes]:
+    """The raw JSON bodies of one participant's windows over ``(start, stop)``, in order.
+
+    Windows run in parallel (the client's connector bounds the connections). Bodies are
+    compact; a caller that only needs a digest of the rows parses them one at a time, since
+    parsed rows take several times the memory of their JSON. With an open start there is no
+    schedule here to anchor windows on, so the range is one request.
     """
     windows = participant_windows(
         start, stop, days=limits.window_days, schedule=None, tz=client.profile.tz, now=now
     )
+    ext = participant.external_id
     if len(windows) == 1:
-        w = windows[0]
-        return await client.list_route(route, participant.external_id, w.start, w.stop)
+        return [await client.list_route_bytes(route, ext, windows[0].start, windows[0].stop)]
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(
-                    client.list_route(route, participant.external_id, w.start, w.stop)
-                )
+                group.create_task(client.list_route_bytes(route, ext, w.start, w.stop))
                 for w in windows
             ]
     except BaseExceptionGroup as exc:
         raise first_error(exc) from None
-    rows: list[Any] = []
-    for task in tasks:
-        rows.extend(task.result())
-    return rows
+    return [task.result() for task in tasks]
 
 
 async def per_participant(
