@@ -279,3 +279,15 @@ def test_wrong_token_is_one_line_naming_the_server(pinned: Any, tmp_path: Path) 
     line = result.one_line_error()
     assert pinned.url in line or "sandbox" in line
     assert "P8" not in [u["external_id"] for u in get_json(pinned, "/api/users/")]
+
+
+def test_a_wrong_today_is_caught_by_comparing_with_the_answer(pinned: Any, tmp_path: Path) -> None:
+    videos = put_videos(tmp_path / "videos", {"subset1/clip_A.mp4": b"A"})
+    write_json(tmp_path / "a" / "p9.json", _doc([5], "P9"))
+    upload(pinned, tmp_path / "a", videos)
+    write_json(tmp_path / "b" / "p9.json", _doc([1], "P9"))
+    # The client believes it is three days earlier than the server does.
+    summary, rec = upload(pinned, tmp_path / "b", videos, today=TODAY - timedelta(days=3))
+    assert rec.plans["p9.json"].entries[0].action is Action.APPEND
+    assert rec.matches == {"p9.json": False}
+    assert any("different entry list than planned" in w for w in summary.warnings)
