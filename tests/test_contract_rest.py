@@ -662,3 +662,33 @@ def test_fill_script_works_through_the_public_api(tmp_path: Path) -> None:
         assert len(feedback) == summary.counts["feedback-comments"]
     finally:
         info.stop()
+
+
+def test_fill_script_as_a_program(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    info = start_sandbox(tmp_path / "server", ["--today", TODAY.isoformat()])
+    try:
+        env = {**os.environ, "FILL_TOKEN": info.token}
+        proc = subprocess.run(
+            [sys.executable, "-m", "longterm_sync.sandbox.fill", "--url", info.url + "/",
+             "--users", "2", "--days", "3", "--samples", "10", "--today", TODAY.isoformat(),
+             "--study-dir", str(tmp_path / "study")],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "2 schedules" in proc.stdout and info.token not in proc.stdout + proc.stderr
+        assert (tmp_path / "study" / "users.csv").exists()
+        users = http_request(info, "GET", "/api/users/").json()
+        assert len(users) == 3
+        bad = subprocess.run(
+            [sys.executable, "-m", "longterm_sync.sandbox.fill", "--url", info.url,
+             "--token", "0" * 40, "--users", "1"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert bad.returncode == 3 and "refused token 0000...0000" in bad.stderr
+        assert "Traceback" not in bad.stderr
+    finally:
+        info.stop()

@@ -116,3 +116,65 @@ async def fill_platform(
                 tg.create_task(one(p))
     summary.elapsed_s = time.monotonic() - began
     return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m longterm_sync.sandbox.fill --url URL``: fill any platform server.
+
+    For a test installation of the real platform as much as for the sandbox: only public
+    routes are used. The operator token comes from --token or $FILL_TOKEN (never printed).
+    """
+    import argparse
+    import os
+    import sys
+    from datetime import date
+
+    from ..errors import LongtermError, UsageError
+    from .synth import StudyParams
+
+    parser = argparse.ArgumentParser(
+        prog="python -m longterm_sync.sandbox.fill", description=main.__doc__
+    )
+    parser.add_argument("--url", required=True, help="https://host of the platform")
+    parser.add_argument("--token", default=os.environ.get("FILL_TOKEN"), help="operator token")
+    parser.add_argument("--users", type=int, default=5)
+    parser.add_argument("--days", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=1800)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--today", type=date.fromisoformat, default=None, help="YYYY-MM-DD")
+    parser.add_argument("--orphans", type=int, default=0)
+    parser.add_argument("--poison", type=int, default=0)
+    parser.add_argument("--study-dir", default=None, help="write users.csv/.xlsx and schedules")
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args(argv)
+    try:
+        if not args.token:
+            raise UsageError("no operator token", hint="pass --token or set FILL_TOKEN")
+        params = StudyParams(
+            users=args.users,
+            days=args.days,
+            samples=args.samples,
+            seed=args.seed,
+            orphans=args.orphans,
+            poison=args.poison,
+            **({"today": args.today} if args.today else {}),
+        )
+        study = Study(params)
+        if args.study_dir:
+            from pathlib import Path
+
+            study.write_experimenter_files(Path(args.study_dir))
+        summary = asyncio.run(
+            fill_platform(args.url, args.token, study, concurrency=args.concurrency)
+        )
+    except LongtermError as exc:
+        print(f"fill: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    for line in summary.lines():
+        print(line)
+    print(f"salt for the external_id hash: {params.salt}")
+    return int(summary.exit_code)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
