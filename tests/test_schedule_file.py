@@ -249,3 +249,16 @@ def test_find_schedule_files_is_flat_and_sorted(tmp_path: Path) -> None:
     assert [p.name for p in find_schedule_files(tmp_path)] == ["a.JSON", "b.json"]
     with pytest.raises(InputFileError, match="does not exist"):
         find_schedule_files(tmp_path / "nope")
+
+
+def test_one_start_spelled_twice_warns(tmp_path: Path) -> None:
+    doc = schedule([DAY, date(2026, 12, 2), date(2026, 12, 3)])
+    doc["schedule"][1]["start"] = "2026-12-01T00:00:00+01:00"
+    doc["schedule"][1]["end"] = "2026-12-01T23:00:00+01:00"
+    doc["schedule"][2]["start"] = "2026-12-01T18:00:00"  # a second session that day is fine
+    doc["schedule"][2]["end"] = "2026-12-01T20:00:00"
+    loaded = load(tmp_path, doc)
+    assert loaded.warnings == (
+        "user_001.json: schedule[1] and schedule[0] both start at 2026-12-01T00:00:00 "
+        "(spelled differently); the phone gets two entries",
+    )

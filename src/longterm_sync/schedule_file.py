@@ -157,6 +157,7 @@ def validate_schedule(
                     )
                 else:
                     starts[start] = index
+        warnings.extend(_same_day_warnings(starts, path))
     if problems:
         raise ScheduleFileError(path, problems)
 
@@ -171,6 +172,23 @@ def validate_schedule(
         videos=tuple(videos),
         warnings=tuple(warnings),
     )
+
+
+def _same_day_warnings(starts: dict[str, int], path: Path) -> list[str]:
+    """The same wall-clock start spelled twice (``T00:00:00`` and ``T00:00:00+01:00``): the
+    server keeps both, so the phone gets two entries at that time (likely a mistake)."""
+    first_at: dict[str, int] = {}
+    out: list[str] = []
+    for start, index in starts.items():
+        moment = start[:19]
+        if moment in first_at:
+            out.append(
+                f"{path.name}: schedule[{index}] and schedule[{first_at[moment]}] both start at "
+                f"{moment} (spelled differently); the phone gets two entries"
+            )
+        else:
+            first_at[moment] = index
+    return out
 
 
 def _external_id(
