@@ -603,3 +603,36 @@ def test_damaged_key_is_a_one_line_config_error(tmp_path: Path) -> None:
     (tmp_path / "ssh" / "host_key").write_text("not a key\n")
     with pytest.raises(ConfigError, match="host_key is unreadable or not a private key"):
         run(start_ssh_server(tmp_path))
+
+
+def test_fault_stall_read_cancel_alone_hangs_abort_frees(
+    faulty: Callable[[SftpFault], Target], payload: bytes, tmp_path: Path
+) -> None:
+    """A hung server: cancelling asyncssh's get() does not return (its cleanup waits for the
+    server to answer FXP_CLOSE, which a serial server never does); aborting the connection
+    does. Pins the library behaviour a transfer timeout has to be built on."""
+    target = faulty(SftpFault("stall_read", after=500_000, stall_seconds=5))
+
+    async def scenario() -> tuple[bool, BaseException | None]:
+        conn = await target.connect()
+        sftp = await conn.start_sftp_client()
+        task = asyncio.ensure_future(
+            sftp.get(f"{target.media_dir}/fault.mp4", str(tmp_path / "s"), sparse=False)
+        )
+        await asyncio.sleep(0.5)
+        task.cancel()
+        await asyncio.sleep(0.5)
+        hung = not task.done()
+        conn.abort()
+        try:
+            await asyncio.wait_for(task, 3)
+        except (asyncssh.Error, asyncio.CancelledError) as exc:
+            return hung, exc
+        return hung, None
+
+    hung, error = run(scenario())
+    assert hung
+    assert isinstance(error, asyncssh.SFTPConnectionLost | asyncio.CancelledError)
+    target = faulty(SftpFault("stall_read", after=500_000, stall_seconds=0.2))
+    _get(target, "fault.mp4", tmp_path / "slow", sparse=False)
+    assert (tmp_path / "slow").read_bytes() == payload

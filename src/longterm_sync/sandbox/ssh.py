@@ -126,7 +126,7 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
         return mapped
 
 
-FaultKind = Literal["fail_read", "truncate_read", "corrupt_read", "fail_write"]
+FaultKind = Literal["fail_read", "truncate_read", "corrupt_read", "stall_read", "fail_write"]
 
 
 @dataclass
@@ -137,6 +137,8 @@ class SftpFault:
       * ``fail_read``: reads at or beyond byte ``after`` fail with SFTP FAILURE;
       * ``truncate_read``: reads at or beyond ``after`` return EOF (stat keeps the full size);
       * ``corrupt_read``: the byte at offset ``after`` is flipped (XOR 0xFF) on its way out;
+      * ``stall_read``: reads at or beyond ``after`` wait ``stall_seconds`` before answering
+        (a hung server: for timeouts, cancellation, or stopping the server mid-transfer);
       * ``fail_write``: writes reaching beyond byte ``after`` fail with SFTP FAILURE.
 
     Only files whose base name matches ``match`` (fnmatch) are affected. ``times`` bounds how
@@ -148,6 +150,7 @@ class SftpFault:
     after: int = 0
     match: str = "*"
     times: int | None = None
+    stall_seconds: float = 3600.0
     hits: int = field(default=0, init=False)
 
     def factory(self, chan: asyncssh.SSHServerChannel, root: Path) -> asyncssh.SFTPServer:
@@ -202,17 +205,25 @@ class FaultySFTPServer(SandboxSFTPServer):
     def read(self, file_obj: object, offset: int, size: int) -> Any:
         fault, after = self._fault, self._fault.after
         faulty = id(file_obj) in self._faulty
-        if faulty and fault.kind in ("fail_read", "truncate_read") and offset >= after:
-            if fault.kind == "fail_read":
-                raise asyncssh.SFTPFailure(f"injected read failure at byte {offset}")
-            return b""
-        if faulty and fault.kind in ("fail_read", "truncate_read"):
-            size = min(size, after - offset)
+        if faulty and fault.kind in ("fail_read", "truncate_read", "stall_read"):
+            if offset >= after:
+                if fault.kind == "fail_read":
+                    raise asyncssh.SFTPFailure(f"injected read failure at byte {offset}")
+                if fault.kind == "truncate_read":
+                    return b""
+                return self._stalled_read(file_obj, offset, size)
+            size = min(size, after - offset)  # a short read, so the next one starts at `after`
         data = super().read(file_obj, offset, size)
         assert isinstance(data, bytes)
         if faulty and fault.kind == "corrupt_read" and offset <= after < offset + len(data):
             i = after - offset
             data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
+        return data
+
+    async def _stalled_read(self, file_obj: object, offset: int, size: int) -> bytes:
+        await asyncio.sleep(self._fault.stall_seconds)
+        data = super().read(file_obj, offset, size)
+        assert isinstance(data, bytes)
         return data
 
     def write(self, file_obj: object, offset: int, data: bytes) -> Any:
