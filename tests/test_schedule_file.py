@@ -262,3 +262,31 @@ def test_one_start_spelled_twice_warns(tmp_path: Path) -> None:
         "user_001.json: schedule[1] and schedule[0] both start at 2026-12-01T00:00:00 "
         "(spelled differently); the phone gets two entries",
     )
+
+
+def test_problems_name_the_line_of_their_object(tmp_path: Path) -> None:
+    doc = schedule([DAY, date(2026, 12, 2)])
+    doc["schedule"][1]["end"] = "2026-11-01T00:00:00"
+    doc["schedule"][1]["reply_form"][2]["type"] = "SLIDER"
+    path = write_json(tmp_path / "user_001.json", doc)
+    text = path.read_text(encoding="utf-8").splitlines()
+    with pytest.raises(ScheduleFileError) as info:
+        load_schedule_file(path)
+    first, second = info.value.problems
+    entry_line = int(first.split(":")[0].removeprefix("line "))
+    assert first.endswith(
+        "schedule[1].end '2026-11-01T00:00:00' is not after start '2026-12-02T00:00:00'"
+    )
+    assert text[entry_line - 1].strip() == "{" and '"start": "2026-12-02' in text[entry_line]
+    form_line = int(second.split(":")[0].removeprefix("line "))
+    assert form_line > entry_line and '"optional_id": "q3"' in text[form_line]
+    assert second.endswith(
+        "schedule[1].reply_form[2].type must be one of MOS, TEXT, QUALTRICS, got 'SLIDER'"
+    )
+
+
+def test_duplicate_key_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "user_001.json"
+    path.write_text('{\n "language": "PL",\n "schedule": [\n  {"start": 1, "start": 2}\n ]\n}')
+    with pytest.raises(ScheduleFileError, match="line 4: key 'start' appears twice"):
+        load_schedule_file(path)

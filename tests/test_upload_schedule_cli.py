@@ -49,7 +49,7 @@ def test_invalid_files_fail_alone_and_nothing_is_sent(tmp_path: Path) -> None:
     assert result.code == 1, result.out + result.err
     assert "Traceback" not in result.err
     assert "broken.json: invalid, not sent: line 4 column 1: not valid JSON" in result.out
-    assert "dateonly.json: invalid, not sent: schedule[0] has no 'service'" in result.out
+    assert "dateonly.json: invalid, not sent: line 8: schedule[0] has no 'service'" in result.out
     assert "schedule[0].start: '2026-12-01' is not an ISO datetime" in result.out
     assert "2 failed:" in result.out
     assert TOKEN not in result.out + result.err

@@ -12,10 +12,14 @@ Personal data (``name``, ``surname``, ``phone``) only ever serves to compute the
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
+import json.decoder
+import json.scanner
 import posixpath
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -99,25 +103,79 @@ class _DuplicateKeyError(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
+        self.line = 0
+
+
+def _decode(text: str) -> tuple[Any, dict[int, int]]:
+    """json.loads that also remembers the line where every object starts (by ``id``).
+
+    The pure-Python scanner is slower than the C one, but schedule files are small and a
+    problem that names its line is found in seconds instead of by scrolling.
+    """
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    lines: dict[int, int] = {}
+    decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys)
+
+    def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+        line = bisect.bisect_left(newlines, s_and_end[1] - 1) + 1
+        try:
+            obj, end = json.decoder.JSONObject(s_and_end, *args)  # type: ignore[attr-defined]
+        except _DuplicateKeyError as exc:
+            exc.line = exc.line or line
+            raise
+        lines[id(obj)] = line
+        return obj, end
+
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    return decoder.decode(text), lines
 
 
 def parse_schedule_text(
     text: str, path: Path, *, salt: str = "", tz: ZoneInfo = WARSAW
 ) -> ScheduleFile:
     try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        data, lines = _decode(text)
     except json.JSONDecodeError as exc:
         raise ScheduleFileError(
             path, [f"line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}"]
         ) from exc
     except _DuplicateKeyError as exc:
-        # json gives no position for this one; name the key so it can be found.
-        raise ScheduleFileError(path, [f"key {exc.key!r} appears twice in one object"]) from exc
-    return validate_schedule(data, path, salt=salt, tz=tz)
+        raise ScheduleFileError(
+            path, [f"line {exc.line}: key {exc.key!r} appears twice in one object"]
+        ) from exc
+    return validate_schedule(data, path, salt=salt, tz=tz, lines=lines)
+
+
+_PATH = re.compile(r"^schedule((?:\[\d+\]|\.[a-z_]+)*)")
+_STEP = re.compile(r"\[(\d+)\]|\.([a-z_]+)")
+
+
+def _with_line(problem: str, data: dict[str, Any], lines: Mapping[int, int]) -> str:
+    """``line 40: schedule[3].end ...``: the line of the innermost object the path names."""
+    match = _PATH.match(problem)
+    if not match:
+        return problem
+    node: Any = data.get("schedule")
+    line = 0
+    for index, key in _STEP.findall(match.group(1)):
+        if index and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+        elif key and isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            break
+        line = lines.get(id(node), line)
+    return f"line {line}: {problem}" if line else problem
 
 
 def validate_schedule(
-    data: Any, path: Path, *, salt: str = "", tz: ZoneInfo = WARSAW
+    data: Any,
+    path: Path,
+    *,
+    salt: str = "",
+    tz: ZoneInfo = WARSAW,
+    lines: Mapping[int, int] | None = None,
 ) -> ScheduleFile:
     """Check the whole document and build the payload; collects every problem before raising."""
     problems: list[str] = []
@@ -159,6 +217,8 @@ def validate_schedule(
                     starts[start] = index
         warnings.extend(_same_day_warnings(starts, path))
     if problems:
+        if lines:
+            problems = [_with_line(p, data, lines) for p in problems]
         raise ScheduleFileError(path, problems)
 
     payload = {k: v for k, v in data.items() if k not in PERSONAL_KEYS}
