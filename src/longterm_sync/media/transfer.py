@@ -23,12 +23,14 @@ import posixpath
 import queue
 import threading
 from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import BinaryIO, cast
 
 import asyncssh
 
-from ..atomic import fsync_dir, local_io_error, write_bytes_atomic
+from ..atomic import fsync_dir, local_io_error
 from ..errors import LocalIOError
 from .names import SIDECAR_SUFFIX, partial_name
 from .progress import Progress
@@ -41,8 +43,20 @@ THREAD_MIN_SIZE = 4 << 20  # smaller files are written and hashed in one to_thre
 READ_AHEAD = 1 << 20  # local bytes read per thread hop when uploading
 
 
+@dataclass(frozen=True)
+class Landed:
+    """What a finished download produced: its md5 and, when it verified, the final stat."""
+
+    md5: str
+    stat: os.stat_result | None  # None: md5 mismatch, the partial was removed
+
+
 class _Sink:
-    """Writes and hashes a partial file, in order, off the event loop."""
+    """Writes and hashes a partial file, in order, off the event loop.
+
+    Large files stream through a dedicated thread while the download runs; small ones are
+    buffered and written in the same single thread hop that verifies and installs them.
+    """
 
     def __init__(self, path: Path, offset: int, threaded: bool) -> None:
         self.path = path
@@ -52,7 +66,7 @@ class _Sink:
         self._chunks: list[bytes] = []
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._hash = hashlib.md5()
-        self._fh: object | None = None
+        self._fh: BinaryIO | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -60,14 +74,15 @@ class _Sink:
             self._thread = threading.Thread(target=self._run, name="media-sink", daemon=True)
             self._thread.start()
 
-    def _open(self) -> object:
+    def _open(self) -> BinaryIO:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.offset:
-            fh = open(self.path, "r+b")  # noqa: SIM115 - closed in _close
+            fh = open(self.path, "r+b")  # noqa: SIM115 - closed in _finish_sync/abort
             remaining = self.offset
             while remaining:
                 block = fh.read(min(remaining, 1 << 20))
                 if not block:
+                    fh.close()
                     raise OSError(errno.EIO, "partial file shrank while resuming")
                 self._hash.update(block)
                 remaining -= len(block)
@@ -77,18 +92,16 @@ class _Sink:
 
     def _run(self) -> None:
         try:
-            fh = self._open()
+            self._fh = self._open()
         except OSError as exc:
             self.error = exc
-            fh = None
         while (item := self._queue.get()) is not None:
-            if fh is not None and self.error is None:
+            if self._fh is not None and self.error is None:
                 try:
-                    fh.write(item)  # type: ignore[attr-defined]
+                    self._fh.write(item)
                     self._hash.update(item)
                 except OSError as exc:
                     self.error = exc
-        self._fh = fh
 
     def put(self, data: bytes) -> None:
         if self.threaded:
@@ -96,36 +109,55 @@ class _Sink:
         else:
             self._chunks.append(data)
 
-    def _finish_sync(self, mtime: int) -> str:
-        if not self.threaded:
-            fh = self._open()
-            self._fh = fh
-            for chunk in self._chunks:
-                fh.write(chunk)  # type: ignore[attr-defined]
-                self._hash.update(chunk)
-        if self.error is not None:
-            raise self.error
-        fh = self._fh
-        assert fh is not None
-        fh.flush()  # type: ignore[attr-defined]
-        os.fsync(fh.fileno())  # type: ignore[attr-defined]
-        fh.close()  # type: ignore[attr-defined]
-        os.utime(self.path, (mtime, mtime))
-        return self._hash.hexdigest()
-
     def _join(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
+            self._thread = None
 
-    async def finish(self, mtime: int) -> str:
-        await asyncio.to_thread(self._join)
-        return await asyncio.to_thread(self._finish_sync, mtime)
+    def _finish_sync(self, mtime: int, expected: str, final: Path) -> Landed:
+        """Blocking: flush, fsync, verify; on a match rename into place beside a sidecar."""
+        self._join()
+        if not self.threaded:
+            self._fh = self._open()
+            for chunk in self._chunks:
+                self._fh.write(chunk)
+                self._hash.update(chunk)
+            self._chunks.clear()
+        if self.error is not None:
+            raise self.error
+        fh = self._fh
+        assert fh is not None
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        md5 = self._hash.hexdigest()
+        if md5 != expected:
+            _unlink(self.path)
+            return Landed(md5, None)
+        os.utime(self.path, (mtime, mtime))
+        self.path.replace(final)
+        side = final.with_name(final.name + SIDECAR_SUFFIX)
+        side_tmp = side.with_name(partial_name(side.name))
+        with open(side_tmp, "wb") as out:
+            out.write(f"{md5}\n".encode())
+            out.flush()
+            os.fsync(out.fileno())
+        side_tmp.replace(side)
+        fsync_dir(final.parent)
+        return Landed(md5, final.stat())
+
+    async def finish(self, mtime: int, expected: str, final: Path) -> Landed:
+        return await asyncio.to_thread(self._finish_sync, mtime, expected, final)
+
+    def _abort_sync(self) -> None:
+        self._join()
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
 
     async def abort(self) -> None:
-        await asyncio.to_thread(self._join)
-        with contextlib.suppress(Exception):
-            self._fh.close()  # type: ignore[union-attr]
+        await asyncio.to_thread(self._abort_sync)
 
 
 async def _pipelined_read(
@@ -169,9 +201,16 @@ async def _pipelined_read(
 
 
 async def _fetch(
-    pool: SftpPool, rpath: str, video: FileInfo, partial: Path, progress: Progress, resume: bool
-) -> str:
-    """Download into ``partial``; return the md5 of what was written."""
+    pool: SftpPool,
+    rpath: str,
+    video: FileInfo,
+    partial: Path,
+    final: Path,
+    expected: Callable[[], Awaitable[str]],
+    progress: Progress,
+    resume: bool,
+) -> Landed:
+    """Download into ``partial``, then verify against ``expected`` and install."""
     offset = 0
     if resume:
         with contextlib.suppress(OSError):
@@ -183,9 +222,12 @@ async def _fetch(
     sink.start()
     progress.advance(offset)
     progress.resumed_bytes += offset
-    ok = False
+    finished = False
     try:
-        async with pool.transfer() as sftp, sftp.open(rpath, "rb", block_size=0) as fh:
+        async with (
+            pool.transfer(video.size) as sftp,
+            sftp.open(rpath, "rb", block_size=0) as fh,
+        ):
             await _pipelined_read(
                 fh,
                 offset,
@@ -195,11 +237,11 @@ async def _fetch(
                 sink,
                 progress,
             )
-        md5 = await sink.finish(video.mtime)
-        ok = True
-        return md5
+        want = await expected()
+        finished = True
+        return await sink.finish(video.mtime, want, final)
     finally:
-        if not ok:
+        if not finished:
             await sink.abort()
 
 
@@ -207,57 +249,64 @@ async def download(
     pool: SftpPool,
     rpath: str,
     video: FileInfo,
-    expected: str,
+    expected: Awaitable[str | None],
     final: Path,
     progress: Progress,
-) -> str:
-    """Fetch one verified file to ``final`` (and its ``.md5sum`` beside it); return its md5.
+) -> Landed:
+    """Fetch one verified file to ``final`` (and its ``.md5sum`` beside it).
 
-    Raises FileFailed (this file only), LocalIOError (local disk) or ConnectError (link lost).
+    ``expected`` (the server's sidecar) is awaited only once the bytes are in, so reading
+    it overlaps the download. Raises FileFailed (this file only), LocalIOError (local
+    disk) or ConnectError (link lost).
     """
     partial = final.with_name(partial_name(final.name))
-    got = ""
-    for attempt in (1, 2):
-        done_before = progress.bytes_done
-        try:
-            got = await _fetch(pool, rpath, video, partial, progress, resume=attempt == 1)
-        except CONNECTION_LOST as exc:
-            raise connection_lost(pool.profile, exc) from exc
-        except asyncssh.SFTPEOFError as exc:
-            _unlink(partial)
-            raise FileFailed("the file shrank on the server during the transfer") from exc
-        except asyncssh.SFTPError as exc:
-            raise FileFailed(f"server refused the read: {sftp_error_text(exc)}") from exc
-        except OSError as exc:
-            _unlink(partial)
-            raise _local_error(exc, final) from exc
-        if got == expected:
-            break
-        _unlink(partial)
-        progress.advance(done_before - progress.bytes_done)  # rewind: it will be sent again
-        log.warning(
-            "%s: corrupted on transfer (md5 %s, sidecar says %s)%s",
-            rpath,
-            got,
-            expected,
-            "; retrying once" if attempt == 1 else "",
-        )
-    else:
-        raise FileFailed(
-            f"corrupted on transfer: md5 differs (server sidecar {expected}, received {got}) "
-            "twice; the local copy was left as it was"
-        )
+    sidecar = asyncio.ensure_future(expected)
+
+    async def want() -> str:
+        md5 = await sidecar
+        if md5 is None:
+            raise FileFailed("its .md5sum vanished from the server")
+        return md5
+
+    landed = Landed("", None)
     try:
-        await asyncio.to_thread(_install, partial, final, expected)
-    except OSError as exc:
-        raise _local_error(exc, final) from exc
-    return got
-
-
-def _install(partial: Path, final: Path, md5: str) -> None:
-    partial.replace(final)
-    write_bytes_atomic(final.with_name(final.name + SIDECAR_SUFFIX), f"{md5}\n".encode())
-    fsync_dir(final.parent)
+        for attempt in (1, 2):
+            done_before = progress.bytes_done
+            try:
+                landed = await _fetch(
+                    pool, rpath, video, partial, final, want, progress, attempt == 1
+                )
+            except CONNECTION_LOST as exc:
+                raise connection_lost(pool.profile, exc) from exc
+            except asyncssh.SFTPEOFError as exc:
+                _unlink(partial)
+                raise FileFailed("the file shrank on the server during the transfer") from exc
+            except asyncssh.SFTPError as exc:
+                raise FileFailed(f"server refused the read: {sftp_error_text(exc)}") from exc
+            except FileFailed:
+                _unlink(partial)
+                raise
+            except OSError as exc:
+                _unlink(partial)
+                raise _local_error(exc, final) from exc
+            if landed.stat is not None:
+                return landed
+            progress.advance(done_before - progress.bytes_done)  # rewind: sent again
+            log.warning(
+                "%s: corrupted on transfer (md5 %s, sidecar says %s)%s",
+                rpath,
+                landed.md5,
+                sidecar.result(),
+                "; retrying once" if attempt == 1 else "",
+            )
+    finally:
+        if not sidecar.done():
+            sidecar.cancel()
+            await asyncio.gather(sidecar, return_exceptions=True)
+    raise FileFailed(
+        f"corrupted on transfer: md5 differs (server sidecar {sidecar.result()}, received "
+        f"{landed.md5}) twice; the local copy was left as it was"
+    )
 
 
 def _unlink(path: Path) -> None:
