@@ -692,3 +692,35 @@ def test_fill_script_as_a_program(tmp_path: Path) -> None:
         assert "Traceback" not in bad.stderr
     finally:
         info.stop()
+
+
+def test_big_list_is_served_whole_with_exact_length(platform: SandboxInfo) -> None:
+    """Several MB: the server streams it in batches; the client sees one exact JSON array."""
+    ext, token = create(platform, [0])
+    post(
+        platform,
+        "feedback-comments",
+        {"video": "v1", "date": "2024-03-10T10:00:00", "comment": "c"},
+        token,
+    )
+    sent = []
+    for n in range(12):
+        result = {"video": f"v{n % 3}", "samples": [n + k / 7 for k in range(40_000)], "ł": "ż"}
+        assert (
+            post(
+                platform,
+                "watch-results",
+                {"date": f"2024-03-10T1{n % 10}:00:00", "result": result},
+                token,
+            ).status
+            == 201
+        )
+        sent.append(result)
+    reply = listing(platform, "watch-results", f"external_id={ext}")
+    assert reply.status == 200
+    assert int(reply.headers["Content-Length"]) == len(reply.body) > 8_000_000
+    items = reply.json()
+    assert [item["result"]["samples"] for item in items] == [r["samples"] for r in sent]
+    assert [item["result"]["user_feedback"] is not None for item in items] == [
+        n % 3 == 1 for n in range(12)
+    ]

@@ -13,7 +13,13 @@ FAULTY = ("--users", "1", "--days", "2", "--samples", "20", "--video-mb", "0")
 def outcome(info: SandboxInfo) -> str:
     try:
         reply = http_request(info, "GET", "/api/watch-results/", timeout=10)
-    except (http.client.IncompleteRead, ConnectionError) as exc:
+    except http.client.IncompleteRead as exc:
+        # headers promised the whole list; half of it arrived, then the connection died
+        assert exc.expected is not None
+        total = len(exc.partial) + exc.expected
+        assert len(exc.partial) == total // 2, (len(exc.partial), total)
+        return "reset:IncompleteRead"
+    except ConnectionError as exc:
         return f"reset:{type(exc).__name__}"
     if reply.status == 200:
         reply.json()

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -45,6 +45,11 @@ DATETIME_FORMAT_ERROR = (
     "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
 )
 MAX_BODY = 512 * 1024 * 1024
+STREAM_BATCH_BYTES = 4 * 1024 * 1024  # result texts read and sent per step of a big list
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,10 @@ class PlatformApp:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        fault = await self._draw_fault(request)
+        if fault == "error":
+            return self._error_answer(request)
+        request["reset"] = fault == "reset"
         try:
             response = await self._answer(request)
         except HttpAnswer as answer:
@@ -170,9 +179,12 @@ class PlatformApp:
         except ServerCrash as exc:
             log.info("500 for %s %s: %s", request.method, request.path, exc)
             response = html_response(500, SERVER_ERROR_HTML, "text/html")
+        if response.prepared:  # streamed: already sent, closed and possibly reset
+            return response
         response.force_close()
-        if request.method == "GET" and self.faults.active:
-            return await self._faulty(request, response)
+        if request["reset"] and isinstance(response, web.Response):
+            body = bytes(response.body or b"")  # type: ignore[arg-type]
+            return await self._stream(request, response, len(body), _once(body))
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
@@ -217,35 +229,57 @@ class PlatformApp:
             raise unauthorized("Invalid token.")
         return account
 
-    async def _faulty(
-        self, request: web.Request, response: web.StreamResponse
-    ) -> web.StreamResponse:
+    async def _draw_fault(self, request: web.Request) -> str:
+        """ "error", "reset" or "" for this request; GETs only, after the latency delay."""
+        if request.method != "GET" or not self.faults.active:
+            return ""
         draw = self.rng.random()
-        kind = self.rng.random()
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         if draw < self.faults.error_rate:
-            log.info("fault: %s answered with an error", request.path_qs)
-            resp = (
-                html_response(500, SERVER_ERROR_HTML, "text/html")
-                if kind < 0.5
-                else html_response(502, BAD_GATEWAY_HTML, "text/html")
-            )
-            resp.force_close()
-            return resp
-        if draw < self.faults.error_rate + self.faults.reset_rate and isinstance(
-            response, web.Response
-        ):
+            return "error"
+        if draw < self.faults.error_rate + self.faults.reset_rate:
             log.info("fault: %s connection reset mid-body", request.path_qs)
-            body = bytes(response.body or b"")  # type: ignore[arg-type]
-            partial = web.StreamResponse(status=response.status, headers=response.headers)
-            partial.content_length = len(body)
-            await partial.prepare(request)
-            await partial.write(body[: len(body) // 2])
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError
-        return response
+            return "reset"
+        return ""
+
+    def _error_answer(self, request: web.Request) -> web.Response:
+        """What a crashed worker (Django 500) or a dead upstream (nginx 502) looks like."""
+        log.info("fault: %s answered with an error", request.path_qs)
+        if self.rng.random() < 0.5:
+            resp = html_response(500, SERVER_ERROR_HTML, "text/html")
+        else:
+            resp = html_response(502, BAD_GATEWAY_HTML, "text/html")
+        resp.force_close()
+        return resp
+
+    async def _stream(
+        self,
+        request: web.Request,
+        template: web.StreamResponse,
+        length: int,
+        chunks: AsyncIterator[bytes],
+    ) -> web.StreamResponse:
+        """Send ``length`` bytes from ``chunks``; with a reset fault, stop halfway and abort."""
+        headers = {k: v for k, v in template.headers.items() if k.lower() != "content-length"}
+        resp = web.StreamResponse(status=template.status, headers=headers)
+        resp.content_length = length
+        resp.force_close()
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp
+        limit = length // 2 if request.get("reset") else None
+        sent = 0
+        async for chunk in chunks:
+            if limit is not None and sent + len(chunk) >= limit:
+                await resp.write(chunk[: limit - sent])
+                if request.transport is not None:
+                    request.transport.abort()
+                raise asyncio.CancelledError  # nothing more to send on a dead connection
+            await resp.write(chunk)
+            sent += len(chunk)
+        await resp.write_eof()
+        return resp
 
     # -- request bodies -------------------------------------------------------------------
 
@@ -354,9 +388,20 @@ class PlatformApp:
         return start, stop
 
     async def list_results(self, request: web.Request, account: int) -> web.StreamResponse:
+        """Streamed in batches: a 100+ MB list costs a few MB of memory, not the list."""
         ids = external_id_filter(request)
         start, stop = self._bounds(request)
-        return json_response(200, await self.store.read(self.store.list_results, ids, start, stop))
+        plan = await self.store.read(self.store.plan_results, ids, start, stop)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"["
+            for first, last in plan.batches(STREAM_BATCH_BYTES):
+                texts = await self.store.read(self.store.result_texts, plan.ids[first:last])
+                yield b"".join(plan.pieces(first, texts))
+            yield b"]"
+
+        template = web.StreamResponse(status=200, headers={"Content-Type": JSON_TYPE})
+        return await self._stream(request, template, plan.length, chunks())
 
     async def list_feedback(self, request: web.Request, account: int) -> web.StreamResponse:
         ids = external_id_filter(request)

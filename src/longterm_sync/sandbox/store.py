@@ -17,8 +17,9 @@ import hmac
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -114,6 +115,46 @@ def parse_entry_start(entry: Any) -> datetime:
         return datetime.fromisoformat(start)
     except ValueError as exc:
         raise ServerCrash(f"bad start {start!r}") from exc
+
+
+@dataclass
+class ResultsPlan:
+    """A watch-results list: per item its id, JSON around the stored text, and lengths."""
+
+    ids: list[int] = field(default_factory=list)
+    heads: list[bytes] = field(default_factory=list)
+    tails: list[bytes] = field(default_factory=list)
+    trims: list[int] = field(default_factory=list)  # bytes cut from the stored text's end
+    sizes: list[int] = field(default_factory=list)  # bytes of the item in the body
+    length: int = 2  # the enclosing brackets
+
+    def add(self, rid: int, head: bytes, size: int, tail: bytes, *, trim: int) -> None:
+        item = len(head) + size - trim + len(tail)
+        self.ids.append(rid)
+        self.heads.append(head)
+        self.tails.append(tail)
+        self.trims.append(trim)
+        self.sizes.append(item)
+        self.length += item
+
+    def batches(self, max_bytes: int) -> Iterator[tuple[int, int]]:
+        """[first, last) item ranges of about ``max_bytes`` each."""
+        first, total = 0, 0
+        for i, size in enumerate(self.sizes):
+            if total and total + size > max_bytes:
+                yield first, i
+                first, total = i, 0
+            total += size
+        if first < len(self.sizes):
+            yield first, len(self.sizes)
+
+    def pieces(self, first: int, texts: Sequence[bytes]) -> Iterator[bytes | memoryview]:
+        """The body bytes of items ``first``.. given their stored texts (no copies)."""
+        for i, text in enumerate(texts, start=first):
+            trim = self.trims[i]
+            yield self.heads[i]
+            yield memoryview(text)[: len(text) - trim]
+            yield self.tails[i]
 
 
 class Store:
@@ -381,6 +422,50 @@ class Store:
             for owner, video, d, c, ext in rows
         }
 
+    def plan_results(
+        self,
+        external_ids: Sequence[str] | None,
+        start_us: int | None,
+        stop_us: int | None,
+        *,
+        row_id: int | None = None,
+    ) -> ResultsPlan:
+        """Everything about a watch-results list except the result texts themselves.
+
+        The exact length is known before a byte is sent (Content-Length), a poison row
+        crashes the request before anything is sent, and the texts are then read in
+        batches so that a list of 100+ MB is never held in memory whole.
+        """
+        where, args = self._where("r", external_ids, start_us, stop_us, row_id)
+        feedback = self._first_feedback()
+        plan = ResultsPlan()
+        cursor = self.db.execute(
+            "SELECT r.id, r.owner, a.ext_id, r.date_us, r.video, length(r.result), r.poison "
+            "FROM watch_results r JOIN accounts a ON a.id = r.owner" + where + " ORDER BY r.id",
+            args,
+        )
+        for rid, owner, ext, date_us, video, size, poison in cursor:
+            head = (b"," if plan.ids else b"") + self._item_head(ext, date_us)
+            if poison:
+                if row_id is None:  # the POST itself succeeds; only listing it crashes
+                    raise ServerCrash(f"result of account {owner} is not an object")
+                plan.add(rid, head, size, b"}", trim=0)
+                continue
+            fb = feedback.get((owner, video), b"null") if video is not None else b"null"
+            sep = b"," if size > 2 else b""
+            plan.add(rid, head, size, sep + b'"user_feedback":' + fb + b"}}", trim=1)
+        return plan
+
+    def result_texts(self, ids: Sequence[int]) -> list[bytes]:
+        """The stored result texts of ``ids``, in that order."""
+        marks = ",".join("?" * len(ids))
+        rows = dict(
+            self.db.execute(
+                f"SELECT id, result FROM watch_results WHERE id IN ({marks})", list(ids)
+            ).fetchall()
+        )
+        return [rows[i] for i in ids]
+
     def list_results(
         self,
         external_ids: Sequence[str] | None,
@@ -389,32 +474,10 @@ class Store:
         *,
         row_id: int | None = None,
     ) -> bytes:
-        where, args = self._where("r", external_ids, start_us, stop_us, row_id)
-        feedback = self._first_feedback()
-        # One join at the end: a 150 MB list costs its rows plus one copy, not three.
-        chunks: list[bytes | memoryview] = [b"["]
-        cursor = self.db.execute(
-            "SELECT r.owner, a.ext_id, r.date_us, r.video, r.result, r.poison "
-            "FROM watch_results r JOIN accounts a ON a.id = r.owner" + where + " ORDER BY r.id",
-            args,
-        )
-        for owner, ext, date_us, video, result, poison in cursor:
-            text: bytes = result
-            if len(chunks) > 1:
-                chunks.append(b",")
-            chunks.append(self._item_head(ext, date_us))
-            if poison:
-                if row_id is None:  # the POST itself succeeds; only listing it crashes
-                    raise ServerCrash(f"result of account {owner} is not an object")
-                chunks += [text, b"}"]
-                continue
-            fb = feedback.get((owner, video), b"null") if video is not None else b"null"
-            sep = b"," if len(text) > 2 else b""
-            chunks += [memoryview(text)[:-1], sep, b'"user_feedback":', fb, b"}}"]
-        if row_id is not None:
-            return b"".join(chunks[1:])
-        chunks.append(b"]")
-        return b"".join(chunks)
+        """The whole list (or the one item ``row_id``) as one bytes object."""
+        plan = self.plan_results(external_ids, start_us, stop_us, row_id=row_id)
+        body = b"".join(plan.pieces(0, self.result_texts(plan.ids)))
+        return body if row_id is not None else b"[" + body + b"]"
 
     @staticmethod
     def _item_head(ext: str | None, date_us: int) -> bytes:
