@@ -52,6 +52,25 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def check_format(data: bytes) -> list[Any]:
+    """Assert the documented results format (one compact item per line); return the items."""
+    items = orjson.loads(data)
+    assert isinstance(items, list)
+    if not items:
+        assert data == b"[]\n"
+        return items
+    lines = data.split(b"\n")
+    assert lines[0] == b"[" and lines[-2:] == [b"]", b""]
+    body = lines[1:-2]
+    assert len(body) == len(items)
+    for n, (line, item) in enumerate(zip(body, items, strict=True)):
+        text = line[:-1] if n < len(body) - 1 else line
+        assert line.endswith(b",") == (n < len(body) - 1)
+        assert orjson.loads(text) == item
+        assert b", " not in text[:80] and b'": ' not in text[:80]  # compact
+    return items
+
+
 def participant_ids(info: SandboxInfo) -> list[str]:
     """external_ids of the synthetic study, from the experimenter's users.csv."""
     rows = (info.study_dir / "users.csv").read_text(encoding="utf-8").splitlines()[1:]

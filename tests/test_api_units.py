@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from longterm_sync.jsonstream import ArrayWriter, dump_array, encode_item
 from longterm_sync.pipelines.results import (
     Feedback,
     build_feedback,
+    decode_items,
     encode_results_window,
     fix_result,
 )
@@ -107,13 +109,22 @@ def test_query_keeps_plus_encoded_and_commas_literal() -> None:
     assert route_path("users/schedules/") == "/api/users/schedules/"
 
 
+def one_per_line(items: list[object]) -> bytes:
+    """The documented format, built independently with the stdlib."""
+    if not items:
+        return b"[]\n"
+    lines = [json.dumps(x, separators=(",", ":"), ensure_ascii=False) for x in items]
+    return ("[\n" + ",\n".join(lines) + "\n]\n").encode()
+
+
 @pytest.mark.parametrize(
     "items",
     [[], [{}], [{"a": 1}], [{"zażółć": "gęślą jaźń", "n": [1, 2, {"x": None}]}, [], "s", 3.5]],
 )
-def test_streamed_array_equals_one_dump(items: list[object], tmp_path: Path) -> None:
-    expected = orjson.dumps(items, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+def test_streamed_array_is_one_compact_item_per_line(items: list[object], tmp_path: Path) -> None:
+    expected = one_per_line(items)
     assert dump_array(items) == expected
+    assert orjson.loads(expected) == items
     path = tmp_path / "a.json"
     with path.open("wb") as fh:
         writer = ArrayWriter(fh)
@@ -138,6 +149,16 @@ def test_splicing_files_concatenates_their_items(tmp_path: Path) -> None:
             writer.splice_file(path, len(items))
         writer.finish()
     assert out.read_bytes() == dump_array([x for items in parts for x in items])
+    assert orjson.loads(out.read_bytes()) == [x for items in parts for x in items]
+
+
+def test_raw_values_are_copied_verbatim() -> None:
+    body = b'[{"date":"2024-01-01T00:00:00+01:00","result":{"x":[1.50,2e-5, 3],"video":"v"}}]'
+    window = encode_results_window(body, Feedback([], {}, []), WARSAW, "t")
+    assert window.parts == [
+        b'{"date":"2024-01-01T00:00:00+01:00","result":{"x":[1.50,2e-5, 3],"video":"v",'
+        b'"user_feedback":[]}}'
+    ]
 
 
 def test_results_are_sorted_by_instant_and_user_feedback_rebuilt() -> None:
@@ -147,8 +168,8 @@ def test_results_are_sorted_by_instant_and_user_feedback_rebuilt() -> None:
         {"video": "v2", "external_id": "e", "date": "2024-03-01T11:00:00+01:00", "comment": "c"},
     ]
     fb = build_feedback([orjson.dumps(feedback_rows)], WARSAW, "t")
-    assert [r["comment"] for r in fb.items] == ["a", "c", "b"]
-    assert [r["comment"] for r in fb.by_video["v1"]] == ["a", "b"]
+    assert [plain(r)["comment"] for r in fb.items] == ["a", "c", "b"]
+    assert [plain(r)["comment"] for r in fb.by_video["v1"]] == ["a", "b"]
     results = [
         # DST: 02:30+01:00 is after 02:10+02:00 in time though it sorts before as text
         {"external_id": "e", "date": "2024-10-27T02:30:00+01:00", "result": {"video": "v1"}},
@@ -158,17 +179,30 @@ def test_results_are_sorted_by_instant_and_user_feedback_rebuilt() -> None:
     window = encode_results_window(orjson.dumps(results), fb, WARSAW, "t")
     decoded = [orjson.loads(p) for p in window.parts]
     assert [r["result"]["video"] for r in decoded] == ["v3", "v2", "v1"]
-    assert decoded[2]["result"]["user_feedback"] == fb.by_video["v1"]
+    assert decoded[2]["result"]["user_feedback"] == [plain(r) for r in fb.by_video["v1"]]
     assert decoded[0]["result"]["user_feedback"] == []
     assert window.problems == []
 
 
+def plain(item: object) -> dict[str, object]:
+    """A decoded-one-level item (values still raw JSON) as plain Python objects."""
+    return dict(orjson.loads(encode_item(item)))
+
+
+def fixed(item: object) -> str | None:
+    """What fix_result says about ``item``, decoded the way the server's answer is."""
+    (decoded,) = decode_items(orjson.dumps([item]), "t")
+    return fix_result(decoded, Feedback(items=[], by_video={}, problems=[]), WARSAW)
+
+
 def test_results_missing_fields_are_counted_not_fatal() -> None:
     fb = Feedback(items=[], by_video={}, problems=[])
-    assert fix_result({"date": "2024-01-01T00:00:00+01:00", "result": {}}, fb, WARSAW)
-    assert "result" in (fix_result({"date": "2024-01-01T00:00:00+01:00"}, fb, WARSAW) or "")
-    assert fix_result([1], fb, WARSAW) == "a result that is not an object"
-    assert "unreadable" in (fix_result({"date": "x", "result": {"video": "v"}}, fb, WARSAW) or "")
+    assert "result.video" in (fixed({"date": "2024-01-01T00:00:00+01:00", "result": {}}) or "")
+    assert "lacks result" in (fixed({"date": "2024-01-01T00:00:00+01:00"}) or "")
+    assert fixed([1]) == "a result that is not an object"
+    assert "a result object" in (fixed({"date": "2024-01-01T00:00:00+01:00", "result": 3}) or "")
+    assert "unreadable" in (fixed({"date": "x", "result": {"video": "v"}}) or "")
+    assert fixed({"date": "2024-01-01T00:00:00+01:00", "result": {"video": "v"}}) is None
     body = orjson.dumps([{"result": {"video": "v"}}, {"date": "2024-01-01T00:00:00+01:00"}])
     window = encode_results_window(body, fb, WARSAW, "t")
     assert len(window.parts) == 2 and len(window.problems) == 2

@@ -1,40 +1,49 @@
-"""JSON arrays written item by item, byte-identical to dumping the whole list at once.
+"""JSON arrays written item by item: one compact item per line.
 
 ``results_all.json`` holds every result of a study (hundreds of MB), so it is never built in
-memory: items are serialized one at a time and appended to a file opened with
+memory: items are encoded one at a time and appended to a file opened with
 :func:`longterm_sync.atomic.atomic_writer`.
 
-The output format (documented in the README): UTF-8 with non-ASCII characters unescaped,
-two-space indentation, keys in the server's order, a final newline; exactly what
-``orjson.dumps(items, option=OPT_INDENT_2 | OPT_APPEND_NEWLINE)`` gives for the whole list
-(``[]`` for an empty one). An item inside the array is its own indented dump shifted right by
-two spaces; that shift is a plain byte replace because JSON strings cannot hold a raw newline,
-so every newline orjson writes is layout.
+The format of the results and feedback files (documented in the README): a JSON array with
+one element per line, each element compact (no spaces), UTF-8 with non-ASCII characters
+unescaped, keys in the server's order, numbers exactly as the server wrote them::
+
+    [
+    {"external_id":"...","date":"2022-01-07T20:18:46.889000+01:00","result":{...}},
+    {"external_id":"...","date":"...","result":{...}}
+    ]
+
+(``[]`` for an empty list), with a final newline. Any JSON reader loads it; ``grep`` and
+``wc -l`` work per item; ``jq .`` pretty-prints it. It is chosen over an indented dump because
+a result is mostly sensor samples: indentation puts every number on its own line, which makes
+the files 1.7 times larger and costs more time to write than the download itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-import orjson
+import msgspec
 
 from .atomic import atomic_writer
 
-DUMP_OPTIONS = orjson.OPT_INDENT_2
-COPY_CHUNK = 8 << 20
+_ENCODER = msgspec.json.Encoder()
+SYNC_EVERY = 32 << 20
 _OPEN = b"[\n"
 _CLOSE = b"\n]\n"
 _EMPTY = b"[]\n"
 
 
 def encode_item(item: Any) -> bytes:
-    """One array element, indented as it sits inside the array."""
-    return b"  " + orjson.dumps(item, option=DUMP_OPTIONS).replace(b"\n", b"\n  ")
+    """One array element on one line (``msgspec.Raw`` values are copied verbatim)."""
+    return _ENCODER.encode(item)
 
 
 def encode_items(items: Iterable[Any]) -> bytes:
@@ -43,7 +52,7 @@ def encode_items(items: Iterable[Any]) -> bytes:
 
 
 def dump_array(items: Iterable[Any]) -> bytes:
-    """A whole array document; same bytes as :class:`ArrayWriter` writing the same items."""
+    """A whole array document: the bytes :class:`ArrayWriter` writes for the same items."""
     inner = encode_items(items)
     return _OPEN + inner + _CLOSE if inner else _EMPTY
 
@@ -55,6 +64,7 @@ class ArrayWriter:
         self.fh = fh
         self.count = 0
         self.bytes = 0
+        self._synced = 0
 
     def write_parts(self, parts: Sequence[bytes]) -> None:
         """Append elements encoded by :func:`encode_item`."""
@@ -62,6 +72,7 @@ class ArrayWriter:
             self._put(_OPEN if self.count == 0 else b",\n")
             self._put(part)
             self.count += 1
+        self._maybe_sync()
 
     def splice_file(self, path: Path, count: int) -> None:
         """Append the elements of an array file this module wrote, without parsing it."""
@@ -71,16 +82,19 @@ class ArrayWriter:
         if size <= len(_EMPTY):
             return
         self._put(_OPEN if self.count == 0 else b",\n")
+        self.fh.flush()
+        left = size - len(_OPEN) - len(_CLOSE)
         with path.open("rb") as src:
-            src.seek(len(_OPEN))
-            left = size - len(_OPEN) - len(_CLOSE)
+            offset = len(_OPEN)
             while left > 0:
-                chunk = src.read(min(COPY_CHUNK, left))
-                if not chunk:
+                n = _copy_range(src, self.fh, left, offset)
+                if n <= 0:
                     raise OSError(f"{path} shrank while being copied")
-                self._put(chunk)
-                left -= len(chunk)
+                offset += n
+                left -= n
+                self.bytes += n
         self.count += count
+        self._maybe_sync()
 
     def finish(self) -> None:
         self._put(_CLOSE if self.count else _EMPTY)
@@ -88,6 +102,35 @@ class ArrayWriter:
     def _put(self, data: bytes) -> None:
         self.fh.write(data)
         self.bytes += len(data)
+
+    def _maybe_sync(self) -> None:
+        """Push written data to the disk as we go, so the final fsync has little left.
+
+        A results file can be hundreds of MB; flushing it all at the end would stall the
+        run's last step on the disk instead of overlapping with the downloads.
+        """
+        if self.bytes - self._synced >= SYNC_EVERY:
+            self.fh.flush()
+            os.fdatasync(self.fh.fileno())
+            self._synced = self.bytes
+
+
+def _copy_range(src: IO[bytes], dst: IO[bytes], count: int, offset: int) -> int:
+    """Copy up to ``count`` bytes of ``src`` from ``offset`` to ``dst``'s position.
+
+    In-kernel (``copy_file_range``) where the system allows it, so the bytes of a large
+    file never pass through Python; plain reads and writes otherwise.
+    """
+    try:
+        return os.copy_file_range(src.fileno(), dst.fileno(), count, offset)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    src.seek(offset)
+    chunk = src.read(min(count, 8 << 20))
+    dst.write(chunk)
+    dst.flush()
+    return len(chunk)
 
 
 class AsyncArrayFile:

@@ -23,9 +23,11 @@ into --output-dir (default: the current folder):
 
 In each result, user_feedback is rebuilt locally as the list of all that participant's
 feedback for the same video in the requested range (the server's field holds only the first
-one). The *_all files hold the participants in selection order, each sorted by date. Files are
-UTF-8 JSON, indented by 2 spaces, non-ASCII unescaped; each is written to a temporary name
-and renamed when complete, so an interrupted run leaves no partial file.
+one). The *_all files hold the participants in selection order, each sorted by date.
+
+Format: a UTF-8 JSON array with one compact item per line, keys and numbers exactly as the
+server sent them (non-ASCII unescaped); `jq .` pretty-prints it. Each file is written to a
+temporary name and renamed when complete, so an interrupted run leaves no partial file.
 
 Each participant's range is fetched in windows of [limits] window_days days (default 31), a
 few requests in parallel ([limits] rest_concurrency). Failed requests are retried; a

@@ -1,0 +1,48 @@
+"""One command for every benchmark: ``make bench`` (or ``python bench/run.py [--quick]``).
+
+Sections run in order and each prints its own table; pick some with their names::
+
+    python bench/run.py                 # every section, the issues' sizes
+    python bench/run.py --quick rest    # the REST benchmark only, small sizes
+
+Sections: ``rest`` (bench/rest_bench.py: download-results against the old sequential way
+and against the parallel floor, plus the memory run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def _rest(quick: bool) -> int:
+    import rest_bench
+
+    return rest_bench.main(["--quick"] if quick else [])
+
+
+SECTIONS: dict[str, Callable[[bool], int]] = {"rest": _rest}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the longterm_sync benchmarks.")
+    parser.add_argument("--quick", action="store_true", help="small sizes (a minute or two)")
+    parser.add_argument("sections", nargs="*", help=f"{', '.join(SECTIONS)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    status = 0
+    for name in args.sections or list(SECTIONS):
+        print(f"== {name} ==", flush=True)
+        status = max(status, SECTIONS[name](args.quick))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
