@@ -342,16 +342,19 @@ class Study:
             else:
                 answer = None
             asked = form_start + timedelta(seconds=5 * k)
-            question = {
+            answered: dict[str, Any] = {
                 "type": question["type"],
                 "answer": {
                     "content": answer,
                     "started": _ms(asked),
                     "timestamp": _ms(asked + timedelta(seconds=2)),
                 },
-                **{kk: vv for kk, vv in question.items() if kk != "type"},
             }
-            content.append(question)
+            # the phone's key order (results-example.json)
+            for key in ("buttons", "description", "optional_id", "qualtrics_url"):
+                if key in question:
+                    answered[key] = question[key]
+            content.append(answered)
         return {
             "video": video,
             "service": service,
