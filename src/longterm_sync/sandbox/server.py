@@ -34,6 +34,7 @@ log = logging.getLogger("longterm_sync.sandbox")
 
 PROFILE = "sandbox"
 MAX_FAULT_RATE = 0.5
+SHUTDOWN_SECONDS = 2.0  # in-flight answers get this long after SIGTERM, then are dropped
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,7 +204,12 @@ class Sandbox:
             today=opts.today,
             faults=Faults(opts.latency_ms, opts.error_rate, opts.reset_rate, opts.seed),
         )
-        self.runner = web.AppRunner(self.app.make_app(), access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(
+            self.app.make_app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+        )
         await self.runner.setup()
         site = web.SockSite(self.runner, http_sock)
         await site.start()
