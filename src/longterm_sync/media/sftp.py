@@ -13,6 +13,7 @@ import contextlib
 import errno
 import logging
 import shlex
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -37,6 +38,11 @@ ENCRYPTION_PREFERENCE = (
 SMALL_FILE = 1 << 20
 """Files up to this size are latency-bound: they use the larger small-file allowance."""
 SMALL_FACTOR = 4
+
+MD5_BATCH = 512
+"""Files per remote ``md5sum`` command (one process start on the server per batch)."""
+MD5_BATCHES = 2
+"""Remote ``md5sum`` commands at once: hashing is the server's CPU, shared with sshd."""
 
 CONNECTION_LOST = (
     asyncssh.SFTPConnectionLost,
@@ -165,6 +171,9 @@ class SftpPool:
         self._free = asyncio.Condition()
         self._waiting = 0
         self.exec_available: bool | None = None
+        self._md5_pending: list[tuple[str, asyncio.Future[str | None]]] = []
+        self._md5_running = 0
+        self._md5_tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         active = sum(s.active + s.small for s in self._slots)
@@ -258,27 +267,84 @@ class SftpPool:
 
     async def remote_md5(self, path: str) -> str | None:
         """md5 of a remote file computed by the server (``md5sum`` over exec), or None
-        when the account does not allow commands; the answer is remembered."""
+        when the account does not allow commands (remembered).
+
+        Requests are batched: while one ``md5sum`` runs, new requests queue and go out
+        together in the next one (one process start per batch instead of per file).
+        """
         if self.exec_available is False:
             return None
-        conn = min(self._slots, key=lambda s: s.active).conn
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._md5_pending.append((path, fut))
+        self._md5_kick()
+        return await fut
+
+    def _md5_kick(self) -> None:
+        while self._md5_pending and self._md5_running < MD5_BATCHES:
+            batch = self._md5_pending[:MD5_BATCH]
+            del self._md5_pending[:MD5_BATCH]
+            self._md5_running += 1
+            task = asyncio.ensure_future(self._md5_batch(batch))
+            self._md5_tasks.add(task)
+            task.add_done_callback(self._md5_tasks.discard)
+
+    async def _md5_batch(self, batch: list[tuple[str, asyncio.Future[str | None]]]) -> None:
+        began = time.monotonic()
         try:
-            result = await conn.run(f"md5sum -- {shlex.quote(path)}", check=False)
+            results = await self._md5sum_many([p for p, _ in batch])
+            log.debug(
+                "md5sum of %d files on the server: %.2f s", len(batch), time.monotonic() - began
+            )
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for path, fut in batch:
+                if fut.done():
+                    continue
+                got = results[path] if results is not None else None
+                if isinstance(got, FileFailed):
+                    fut.set_exception(got)
+                else:
+                    fut.set_result(got)
+        finally:
+            self._md5_running -= 1
+            self._md5_kick()
+
+    async def _md5sum_many(self, paths: list[str]) -> dict[str, str | FileFailed] | None:
+        if self.exec_available is False:
+            return None
+        conn = min(self._slots, key=lambda s: s.active + s.small).conn
+        command = "md5sum -- " + " ".join(shlex.quote(p) for p in paths)
+        try:
+            result = await conn.run(command, check=False)
         except asyncssh.ChannelOpenError:
             self._no_exec("the server refused a command channel")
             return None
         except CONNECTION_LOST as exc:
             raise connection_lost(self.profile, exc) from exc
-        out = str(result.stdout or "").split()
-        if result.exit_status == 0 and out and len(out[0]) == 32:
-            self.exec_available = True
-            return out[0].lower()
-        if result.exit_status in (126, 127) or self.exec_available is None:
-            self._no_exec(
-                f"md5sum exited with {result.exit_status}: {str(result.stderr or '').strip()[:120]}"
-            )
+        stdout, stderr = str(result.stdout or ""), str(result.stderr or "")
+        refused = result.exit_status in (126, 127) or (result.exit_status != 0 and not stdout)
+        if refused and self.exec_available is None:
+            self._no_exec(f"md5sum exited with {result.exit_status}: {stderr.strip()[:120]}")
             return None
-        raise FileFailed(f"md5sum on the server failed: {str(result.stderr or '').strip()[:200]}")
+        found: dict[str, str | FileFailed] = {}
+        for line in stdout.splitlines():
+            escaped = line.startswith("\\")
+            digest, _, name = line.removeprefix("\\").partition("  ")
+            if escaped:
+                name = name.replace("\\n", "\n").replace("\\\\", "\\")
+            if len(digest) == 32:
+                found[name] = digest.lower()
+        if found:
+            self.exec_available = True
+        why = stderr.strip().splitlines()[-1][:200] if stderr.strip() else "no output"
+        for path in paths:
+            found.setdefault(path, FileFailed(f"md5sum on the server failed: {why}"))
+        return found
 
     def _no_exec(self, why: str) -> None:
         if self.exec_available is not False:

@@ -54,6 +54,15 @@ async def _save(cache: Md5Cache) -> None:
         log.warning("could not save the md5 cache: %s", exc)
 
 
+def _count_sidecars(summary: Summary, wrote: int, dry_run: bool) -> None:
+    if wrote:
+        summary.count("local .md5sum to write" if dry_run else "local .md5sum written", wrote)
+
+
+def _phase(what: str, started: float) -> None:
+    log.debug("%s after %.2f s", what, time.monotonic() - started)
+
+
 def _workers(limits: Limits) -> int:
     # As many as can transfer at once (small files have a larger allowance, see
     # SftpPool.transfer) plus a few, so the next files' sidecars are read meanwhile.
@@ -194,10 +203,25 @@ def _local_only(summary: Summary, dest: Path, rtree: Tree, ltree: Tree, delete: 
 # ---------------------------------------------------------------------------- push up
 
 
-def _sync_local_sidecars(src: Path, ltree: Tree, md5s: dict[str, str], dry_run: bool) -> int:
-    """Write ``<video>.md5sum`` beside every local video whose sidecar is missing or stale."""
+async def _local_sidecars(
+    src: Path, ltree: Tree, md5s: dict[str, str], dry_run: bool, threads: int
+) -> int:
+    """Write ``<video>.md5sum`` beside every local video whose sidecar is missing or stale
+    (the spec's local sidecars); fsync-bound, so spread over ``threads`` threads."""
+    items = list(md5s.items())
+    step = max(1, -(-len(items) // max(1, threads)))
+    chunks = [items[i : i + step] for i in range(0, len(items), step)]
+    counts = await asyncio.gather(
+        *(asyncio.to_thread(_sync_local_sidecars, src, ltree, c, dry_run) for c in chunks)
+    )
+    return sum(counts)
+
+
+def _sync_local_sidecars(
+    src: Path, ltree: Tree, items: list[tuple[str, str]], dry_run: bool
+) -> int:
     written = 0
-    for rel, md5 in md5s.items():
+    for rel, md5 in items:
         path = src.joinpath(*rel.split("/"))
         side = path.with_name(path.name + SIDECAR_SUFFIX)
         if rel in ltree.sidecars:
@@ -236,51 +260,54 @@ async def push_up(
     cache = await asyncio.to_thread(Md5Cache, src, server_id(profile))
     progress = Progress(reporter)
     plan: list[dict[str, str]] = []
+    sidecars: asyncio.Future[int] | None = None
     try:
         async with SftpPool(profile, limits, accept_new_host_key=accept_new_host_key) as pool:
             remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
             exists = await remote.exists()
             rtree = await remote.walk() if exists else Tree()
+            _phase("listed both sides", started)
             decisions = await decide_upload(src, ltree, remote, rtree, cache, limits.checkers)
+            _phase("decided", started)
             md5s = {d.rel: d.md5 for d in decisions if d.md5}
-            wrote = await asyncio.to_thread(_sync_local_sidecars, src, ltree, md5s, dry_run)
-            if wrote:
-                summary.count(
-                    "local .md5sum written" if not dry_run else "local .md5sum to write", wrote
-                )
+            # Local sidecars are written while the uploads run: they do not depend on them.
+            sidecars = asyncio.ensure_future(
+                _local_sidecars(src, ltree, md5s, dry_run, limits.checkers)
+            )
             todo = [d for d in decisions if d.action == TRANSFER]
             for d in decisions:
                 plan.append({"file": d.rel, "action": d.action, "reason": d.reason})
                 if d.action == SKIP:
                     summary.count(_skip_reason(d.reason))
             if dry_run:
+                _count_sidecars(summary, await sidecars, dry_run)
                 if todo:
                     summary.count("would upload", len(todo))
                     summary.details["would_upload_bytes"] = sum(d.size for d in todo)
                 return summary
             await _make_dirs(pool, remote, {posixpath.dirname(d.rel) for d in todo}, rtree)
             progress.plan(len(todo), sum(d.size for d in todo))
-            sem = asyncio.Semaphore(_workers(limits))
 
             async def send(d: Decision) -> None:
+                # No worker bound here: SftpPool.transfer bounds the sending, and a file
+                # waiting for its (batched) remote md5sum must not hold a sending slot.
                 assert d.md5 is not None
                 info = ltree.files[d.rel]
-                async with sem:
-                    try:
-                        video, side = await upload(
-                            pool,
-                            src.joinpath(*d.rel.split("/")),
-                            remote.path(d.rel),
-                            info,
-                            d.md5,
-                            verify,
-                            progress,
-                        )
-                    except FileFailed as exc:
-                        summary.count("failed")
-                        summary.fail(d.rel, str(exc))
-                        progress.finish(d.rel, "failed")
-                        return
+                try:
+                    video, side = await upload(
+                        pool,
+                        src.joinpath(*d.rel.split("/")),
+                        remote.path(d.rel),
+                        info,
+                        d.md5,
+                        verify,
+                        progress,
+                    )
+                except FileFailed as exc:
+                    summary.count("failed")
+                    summary.fail(d.rel, str(exc))
+                    progress.finish(d.rel, "failed")
+                    return
                 cache.set_remote(d.rel, video, side, d.md5)
                 summary.count("uploaded")
                 summary.bytes += info.size
@@ -289,6 +316,7 @@ async def push_up(
             async with asyncio.TaskGroup() as tg:
                 for d in todo:
                     tg.create_task(send(d))
+            _count_sidecars(summary, await sidecars, dry_run)
             if pool.exec_available is False and verify == "md5":
                 summary.warnings.append(
                     "the server allows no md5sum command: uploads were "
@@ -299,6 +327,8 @@ async def push_up(
     except* (RemoteError, LocalIOError, UsageError) as group:
         raise group.exceptions[0] from None
     finally:
+        if sidecars is not None and not sidecars.done():
+            await asyncio.gather(sidecars, return_exceptions=True)
         if not dry_run:
             await _save(cache)
     summary.details["plan"] = plan

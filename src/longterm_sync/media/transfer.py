@@ -330,21 +330,31 @@ async def _send(
     sftp: asyncssh.SFTPClient,
     local: Path,
     rpartial: str,
-    size: int,
+    info: FileInfo,
     block: int,
     depth: int,
     progress: Progress,
 ) -> None:
+    """Write ``local`` to ``rpartial`` with ``depth`` writes in flight; stamp its mtime."""
     pending: deque[asyncio.Future[None]] = deque()
+    small = info.size <= READ_AHEAD
     try:
-        fh_local = await asyncio.to_thread(open, local, "rb")
+        if small:
+            fh_local: BinaryIO | None = None
+            whole = await asyncio.to_thread(local.read_bytes)
+        else:
+            fh_local = await asyncio.to_thread(open, local, "rb")
+            whole = b""
     except OSError as exc:
         raise FileFailed(f"cannot read the local file: {exc.strerror}") from exc
     try:
         async with sftp.open(rpartial, "wb", block_size=0) as fh:
             pos = 0
-            while pos < size:
-                chunk = await asyncio.to_thread(fh_local.read, max(READ_AHEAD, block))
+            while pos < info.size:
+                if fh_local is None:
+                    chunk, whole = whole, b""
+                else:
+                    chunk = await asyncio.to_thread(fh_local.read, max(READ_AHEAD, block))
                 if not chunk:
                     raise FileFailed("the local file shrank during the upload")
                 view = memoryview(chunk)
@@ -356,12 +366,14 @@ async def _send(
                     pos += len(piece)
             while pending:
                 await pending.popleft()
+            await fh.utime((info.mtime, info.mtime))
     finally:
         for fut in pending:
             fut.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        fh_local.close()
+        if fh_local is not None:
+            fh_local.close()
 
 
 async def _write(fh: asyncssh.SFTPClientFile, data: bytes, pos: int, progress: Progress) -> None:
@@ -377,7 +389,7 @@ async def _read_back_md5(pool: SftpPool, rpath: str, size: int) -> str:
             h.update(data)
 
     sink = _HashSink(Path(os.devnull), 0, threaded=False)
-    async with pool.transfer() as sftp, sftp.open(rpath, "rb", block_size=0) as fh:
+    async with pool.transfer(size) as sftp, sftp.open(rpath, "rb", block_size=0) as fh:
         await _pipelined_read(
             fh, 0, size, pool.block_size, pool.limits.sftp_max_requests, sink, Progress()
         )
@@ -387,16 +399,17 @@ async def _read_back_md5(pool: SftpPool, rpath: str, size: int) -> str:
 async def _verify_remote(
     pool: SftpPool, rpath: str, info: FileInfo, md5: str, verify: str
 ) -> tuple[bool, str]:
+    """Did ``rpath`` arrive intact? md5sum on the server when allowed, else its size."""
+    if verify == "md5":
+        got_md5 = await pool.remote_md5(rpath)
+        if got_md5 is not None:
+            return got_md5 == md5, f"md5sum on the server {got_md5}, expected {md5}"
     attrs = await pool.sftp.stat(rpath)
     if attrs.size != info.size:
         return False, f"size on the server is {attrs.size}, expected {info.size}"
     if verify == "full":
         got = await _read_back_md5(pool, rpath, info.size)
         return got == md5, f"read-back md5 {got}, expected {md5}"
-    if verify == "md5":
-        got_md5 = await pool.remote_md5(rpath)
-        if got_md5 is not None:
-            return got_md5 == md5, f"md5sum on the server {got_md5}, expected {md5}"
     return True, "size only"
 
 
@@ -421,24 +434,24 @@ async def upload(
 ) -> tuple[FileInfo, FileInfo]:
     """Send one file, verify it, rename it into place, then write its sidecar.
 
-    Returns the server's (video, sidecar) stat for the md5 cache."""
+    Both get the local file's mtime, so the returned (video, sidecar) state, which the md5
+    cache records, is known without another round trip."""
     rdir, name = posixpath.split(rpath)
     rpartial = posixpath.join(rdir, partial_name(name))
     why = ""
     try:
         for attempt in (1, 2):
             done_before = progress.bytes_done
-            async with pool.transfer() as sftp:
+            async with pool.transfer(info.size) as sftp:
                 await _send(
                     sftp,
                     local,
                     rpartial,
-                    info.size,
+                    info,
                     pool.block_size,
                     pool.limits.sftp_max_requests,
                     progress,
                 )
-                await sftp.utime(rpartial, (info.mtime, info.mtime))
             ok, why = await _verify_remote(pool, rpartial, info, md5, verify)
             if ok:
                 break
@@ -458,17 +471,16 @@ async def upload(
         sftp = pool.sftp
         await replace_remote(sftp, rpartial, rpath)
         side_partial = posixpath.join(rdir, partial_name(name + SIDECAR_SUFFIX))
+        side_data = f"{md5}\n".encode()
         async with sftp.open(side_partial, "wb") as fh:
-            await fh.write(f"{md5}\n".encode(), 0)
+            await fh.write(side_data, 0)
+            await fh.utime((info.mtime, info.mtime))
         await replace_remote(sftp, side_partial, rpath + SIDECAR_SUFFIX)
-        video_attrs, side_attrs = await asyncio.gather(
-            sftp.stat(rpath), sftp.stat(rpath + SIDECAR_SUFFIX)
-        )
     except CONNECTION_LOST as exc:
         raise connection_lost(pool.profile, exc) from exc
     except asyncssh.SFTPError as exc:
         raise FileFailed(f"server refused: {sftp_error_text(exc)}") from exc
     return (
-        FileInfo(info.rel, int(video_attrs.size or 0), int(video_attrs.mtime or 0)),
-        FileInfo(info.rel + SIDECAR_SUFFIX, int(side_attrs.size or 0), int(side_attrs.mtime or 0)),
+        FileInfo(info.rel, info.size, info.mtime),
+        FileInfo(info.rel + SIDECAR_SUFFIX, len(side_data), info.mtime),
     )
