@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..config import Limits, ServerProfile
-from ..errors import UsageError
 from ..pipelines.schedules import ScheduleOptions, run_download_schedule
 from ..select import SELECTION_HELP, add_selection_arguments
 from ..summary import Summary
@@ -27,8 +27,10 @@ requested range (start inclusive, stop exclusive; a date-only stop covers that w
 Files are UTF-8 JSON indented by 2 spaces, written atomically. A selected participant the
 server has no schedule for is named at the end (exit status 1).
 
---mode video mirrors the server's media folder into --video_path over SFTP; video+json (the
-default) does both.
+--mode video mirrors the server's media folder into --video_path over SFTP: every file is
+checked against its .md5sum before it gets its final name, unchanged files are skipped, and
+the md5 list is printed in md5sum's format. Videos gone from the server are kept unless
+--delete. video+json (the default) does both.
 
 {SELECTION_HELP}"""
 EXAMPLES = """\
@@ -63,16 +65,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="VIDEO_PATH",
         help=f"where the videos go (default: {DEFAULT_VIDEO_PATH})",
     )
+    group.add_argument(
+        "--delete",
+        action="store_true",
+        help="with a video mode: delete local videos that are gone from the server "
+        "(default: keep them)",
+    )
+    group.add_argument(
+        "--accept-new-host-key",
+        action="store_true",
+        help="trust and record an unknown SSH host key (like OpenSSH accept-new); a changed "
+        "key is always an error",
+    )
     add_selection_arguments(parser)
     add_output_arguments(parser)
 
 
-async def mirror_videos(profile: ServerProfile, limits: Limits, dest: Path) -> Summary:
+async def mirror_videos(
+    profile: ServerProfile, limits: Limits, dest: Path, args: argparse.Namespace
+) -> Summary:
     """The one call site of the media mirror for this command."""
-    raise UsageError(
-        "video mirroring is not available yet in download-schedule",
-        hint="use --mode=json",
-    )
+    from ..media import RichReporter, mirror_down
+
+    bar = None
+    if sys.stderr.isatty() and not args.quiet and not args.json:
+        bar = RichReporter("downloading videos")
+    try:
+        return await mirror_down(
+            profile,
+            limits,
+            dest,
+            delete=args.delete,
+            accept_new_host_key=args.accept_new_host_key,
+            reporter=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def run(ctx: Context) -> int:
@@ -86,7 +115,10 @@ def run(ctx: Context) -> int:
         summaries.append(ctx.run_async(run_download_schedule(profile, ctx.config.limits, options)))
     if "video" in mode:
         dest = Path(ctx.args.video_path)
-        summaries.append(ctx.run_async(mirror_videos(profile, ctx.config.limits, dest)))
+        videos = ctx.run_async(mirror_videos(profile, ctx.config.limits, dest, ctx.args))
+        for rel, md5 in videos.details.get("md5", {}).items():  # md5sum's format
+            ctx.echo(f"{md5}  {dest / rel}")
+        summaries.append(videos)
     return ctx.render(merge_summaries(summaries))
 
 
