@@ -6,7 +6,8 @@ Sections run in order and each prints its own table; pick some with their names:
     python bench/run.py --quick rest    # the REST benchmark only, small sizes
 
 Sections: ``rest`` (bench/rest_bench.py: download-results against the old sequential way
-and against the parallel floor, plus the memory run).
+and against the parallel floor, plus the memory run); ``media`` (bench/media_bench.py: SFTP
+mirror and upload against rsync -a, OpenSSH sftp and the old rsync invocation).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ def _rest(quick: bool) -> int:
     return rest_bench.main(["--quick"] if quick else [])
 
 
-SECTIONS: dict[str, Callable[[bool], int]] = {"rest": _rest}
+def _media(quick: bool) -> int:
+    import media_bench
+
+    return media_bench.main(["--quick"] if quick else [])
+
+
+SECTIONS: dict[str, Callable[[bool], int]] = {"rest": _rest, "media": _media}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,275 @@
+"""Media benchmark: our SFTP engine side by side with rsync and OpenSSH's sftp.
+
+Everything runs against a real OpenSSH sshd on loopback (started here with the test
+fixture's launcher, cipher aes128-gcm@openssh.com, compression off for every client), as
+issue 4 asks: initial download of 8 x 256 MiB and of 2000 x 256 KiB (our md5 verification
+included), a re-run with nothing changed, an upload of the same set and a re-upload with
+nothing changed. Baselines: ``rsync -a -e ssh``, ``sftp -B 261120 -R 128`` and the old
+scripts' ``rsync --delete -vre ssh`` (no ``-t``: it rewrites every file on each run).
+
+    .venv/bin/python bench/media_bench.py            # full sizes (about 2.5 GiB, ~5 min)
+    .venv/bin/python bench/media_bench.py --quick    # 4 x 64 MiB and 400 x 256 KiB
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the sshd launcher lives with the test fixtures
+
+from fixtures_sshd import SshdInfo, start_sshd  # noqa: E402
+from longterm_sync.cli.common import run_async  # noqa: E402
+from longterm_sync.config import Limits, ServerProfile  # noqa: E402
+from longterm_sync.media import mirror_down, push_up  # noqa: E402
+
+MB = 1 << 20
+CIPHER = "aes128-gcm@openssh.com"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSet:
+    name: str
+    count: int
+    size: int
+
+
+FULL = (DataSet("big", 8, 256 * MB), DataSet("small", 2000, 256 * 1024))
+QUICK = (DataSet("big", 4, 64 * MB), DataSet("small", 400, 256 * 1024))
+
+
+@dataclasses.dataclass
+class Row:
+    scenario: str
+    seconds: dict[str, float]
+
+    def ratio(self, a: str, b: str) -> float | None:
+        if a in self.seconds and b in self.seconds and self.seconds[b] > 0:
+            return self.seconds[a] / self.seconds[b]
+        return None
+
+
+def _make_files(folder: Path, ds: DataSet) -> None:
+    """Distinct, incompressible files with their sidecars, as the platform keeps them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    seed = os.urandom(MB + 4096)
+    for i in range(ds.count):
+        digest = hashlib.md5()
+        path = folder / f"{ds.name}_{i:04d}.mp4"
+        with open(path, "wb") as fh:
+            left, j = ds.size, 0
+            while left:
+                n = min(left, MB)
+                start = (i * 7919 + j * 131) % 4096
+                chunk = seed[start : start + n]
+                if j == 0:
+                    chunk = os.urandom(min(n, 4096)) + chunk[4096:]
+                fh.write(chunk)
+                digest.update(chunk)
+                left -= n
+                j += 1
+        (folder / f"{path.name}.md5sum").write_text(digest.hexdigest() + "\n")
+
+
+def _ssh_command(info: SshdInfo) -> list[str]:
+    return [
+        "ssh",
+        "-F", "/dev/null",
+        "-p", str(info.port),
+        "-i", str(info.key),
+        "-o", "IdentitiesOnly=yes",
+        "-o", f"UserKnownHostsFile={info.known_hosts}",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes",
+        "-o", "Compression=no",
+        "-c", CIPHER,
+    ]  # fmt: skip
+
+
+def _timed(fn: Callable[..., object], *args: object) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def _run(cmd: list[str], stdin: str | None = None) -> None:
+    subprocess.run(cmd, check=True, input=stdin, text=True, stdout=subprocess.DEVNULL)
+
+
+class Bench:
+    def __init__(self, info: SshdInfo, work: Path, limits: Limits) -> None:
+        self.info = info
+        self.work = work
+        self.limits = limits
+        self.ssh = " ".join(_ssh_command(info))
+        self.remote = f"{info.user}@{info.host}"
+
+    def profile(self, media_dir: Path) -> ServerProfile:
+        return ServerProfile(
+            name="bench",
+            url="http://127.0.0.1:9",
+            ssh_user=self.info.user,
+            ssh_host=self.info.host,
+            ssh_port=self.info.port,
+            key=self.info.key,
+            known_hosts=self.info.known_hosts,
+            media_dir=str(media_dir),
+        )
+
+    # ours
+    def ours_down(self, src: Path, dest: Path) -> None:
+        summary = run_async(mirror_down(self.profile(src), self.limits, dest))
+        if summary.failures:
+            raise RuntimeError(summary.lines())
+
+    def ours_up(self, src: Path, dest: Path) -> None:
+        summary = run_async(push_up(self.profile(dest), self.limits, src, verify="md5"))
+        if summary.failures:
+            raise RuntimeError(summary.lines())
+
+    # baselines
+    def rsync_a(self, src: str, dest: str) -> None:
+        _run(["rsync", "-a", "-e", self.ssh, src, dest])
+
+    def rsync_old(self, src: str, dest: str) -> None:
+        _run(["rsync", "--delete", "-vre", self.ssh, src, dest])
+
+    def sftp(self, batch: str) -> None:
+        ssh = _ssh_command(self.info)
+        opts = [a for a in ssh[1:] if a not in ("-p", str(self.info.port))]
+        _run(["sftp", "-B", "261120", "-R", "128", "-P", str(self.info.port),
+              "-b", "-", *opts, self.remote], stdin=batch)  # fmt: skip
+
+    def steps(
+        self, tool: str, served: Path, local: Path, up: Path
+    ) -> list[tuple[str, Callable[..., None], tuple[object, ...]]]:
+        """The scenarios one tool runs, in order (each later one relies on the earlier)."""
+        if tool == "ours":
+            return [
+                ("download", self.ours_down, (served, local)),
+                ("download, no change", self.ours_down, (served, local)),
+                ("upload", self.ours_up, (local, up)),
+                ("upload, no change", self.ours_up, (local, up)),
+            ]
+        if tool == "sftp":  # no skip-unchanged mode: initial transfers only
+            return [
+                ("download", self.sftp, (f"get -r {served} {local}\n",)),
+                ("upload", self.sftp, (f"put -r {local} {up}\n",)),
+            ]
+        rsync = {"rsync -a": self.rsync_a, "old rsync": self.rsync_old}[tool]
+        here, there = f"{local}/", f"{self.remote}:{up}/"
+        served_r = f"{self.remote}:{served}/"
+        return [
+            ("download", rsync, (served_r, here)),
+            ("download, no change", rsync, (served_r, here)),
+            ("upload", rsync, (here, there)),
+            ("upload, no change", rsync, (here, there)),
+        ]
+
+    def dataset(self, ds: DataSet, tools: list[str], repeat: int = 1) -> list[Row]:
+        """Every tool's steps, ``repeat`` rounds interleaved; the best time of each counts
+        (other processes on a shared machine only ever make a run slower)."""
+        served = self.work / "server" / ds.name
+        _make_files(served, ds)
+        rows: dict[str, Row] = {}
+
+        def record(scenario: str, tool: str, seconds: float) -> None:
+            row = rows.setdefault(scenario, Row(f"{ds.name} {scenario}", {}))
+            row.seconds[tool] = min(seconds, row.seconds.get(tool, seconds))
+            print(f"  {ds.name:5} {scenario:22} {tool:10} {seconds:7.2f} s", flush=True)
+
+        for _ in range(repeat):
+            for tool in tools:
+                local = self.work / f"local-{tool}"
+                up = self.info.media_root.parent / f"up-{tool}-{ds.name}"
+                for path in (local, up):
+                    shutil.rmtree(path, ignore_errors=True)
+                for scenario, fn, args in self.steps(tool, served, local, up):
+                    record(scenario, tool, _timed(fn, *args))
+                for path in (local, up):
+                    shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(served, ignore_errors=True)
+        return list(rows.values())
+
+
+def render(rows: list[Row]) -> list[str]:
+    tools = ["ours", "rsync -a", "sftp", "old rsync"]
+    head = f"{'scenario':28}" + "".join(f"{t:>11}" for t in tools)
+    head += f"{'rsync/ours':>12}{'ours/sftp':>11}{'old/ours':>10}"
+    out = [head, "-" * len(head)]
+    for row in rows:
+        line = f"{row.scenario:28}"
+        for t in tools:
+            v = row.seconds.get(t)
+            line += f"{v:>10.2f}s" if v is not None else f"{'-':>11}"
+        for a, b, w in (("rsync -a", "ours", 12), ("ours", "sftp", 11), ("old rsync", "ours", 10)):
+            ratio = row.ratio(a, b)
+            line += f"{ratio:>{w - 1}.2f}x" if ratio is not None else f"{'-':>{w}}"
+        out.append(line)
+    return out
+
+
+def run_media_bench(
+    *, quick: bool = False, tools: list[str] | None = None, limits: Limits | None = None,
+    workdir: Path | None = None, repeat: int = 1,
+) -> list[Row]:  # fmt: skip
+    """Start sshd, run every data set and tool, stop sshd; return the rows."""
+    tools = tools or ["ours", "rsync -a", "sftp", "old rsync"]
+    limits = limits or Limits()
+    with tempfile.TemporaryDirectory(prefix="media-bench-", dir=workdir) as tmp:
+        work = Path(tmp)
+        info = start_sshd(work / "sshd", extra_config=f"Ciphers {CIPHER}\nCompression no\n")
+        try:
+            bench = Bench(info, work, limits)
+            rows: list[Row] = []
+            for ds in QUICK if quick else FULL:
+                print(f"{ds.count} x {ds.size // 1024} KiB:", flush=True)
+                rows.extend(bench.dataset(ds, tools, repeat))
+            return rows
+        finally:
+            info.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data sets")
+    parser.add_argument("--tools", default="ours,rsync -a,sftp,old rsync",
+                        help="comma-separated: ours, rsync -a, sftp, old rsync")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; the best time counts")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the data goes")
+    parser.add_argument("--transfers", type=int, default=Limits().sftp_transfers)
+    parser.add_argument("--connections", type=int, default=Limits().sftp_connections)
+    parser.add_argument("--max-requests", type=int, default=Limits().sftp_max_requests)
+    parser.add_argument("--block-size", type=int, default=Limits().sftp_block_size)
+    args = parser.parse_args(argv)
+    limits = Limits(
+        sftp_transfers=args.transfers,
+        sftp_connections=args.connections,
+        sftp_max_requests=args.max_requests,
+        sftp_block_size=args.block_size,
+    )
+    print(f"settings: {limits.sftp_connections} connection(s), {limits.sftp_transfers} files "
+          f"in flight, max_requests {limits.sftp_max_requests}, block "
+          f"{limits.sftp_block_size or 'server max'}; cipher {CIPHER}, no compression")  # fmt: skip
+    rows = run_media_bench(
+        quick=args.quick, tools=[t.strip() for t in args.tools.split(",")], limits=limits,
+        workdir=args.workdir, repeat=args.repeat,
+    )  # fmt: skip
+    print()
+    for line in render(rows):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
