@@ -129,3 +129,39 @@ def test_in_process_api(tmp_path: Path) -> None:
     with socket.socket() as probe:  # the port was released on exit
         port = int(url.rsplit(":", 1)[1])
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_signal_during_fill_stops_and_refill_is_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    ready = tmp_path / "ready.json"
+    cmd = [sys.executable, "-m", "longterm_sync", "sandbox", "--data-dir", str(tmp_path),
+           "--users", "40", "--days", "30", "--ready-file", str(ready)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "study" / "users.csv").exists():  # the fill has begun
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - began < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not ready.exists()
+    result = run_cli(["sandbox", "--data-dir", str(tmp_path), "--users", "40"])
+    assert result.code == 2
+    assert "filling was interrupted" in result.one_line_error()
+
+
+def test_one_sandbox_per_data_dir(sandbox: SandboxInfo) -> None:
+    result = run_cli(["sandbox", "--data-dir", str(sandbox.data_dir)])
+    assert result.code == 2
+    assert "is in use by another sandbox (pid " in result.one_line_error()
+    assert get_json(sandbox, "/api/users/")  # the first one is untouched

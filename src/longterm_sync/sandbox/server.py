@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import json
 import logging
+import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -138,6 +141,24 @@ def _prepare_data_dir(path: Path) -> Path:
     return path.absolute()
 
 
+def _lock_data_dir(data_dir: Path) -> int:
+    """One sandbox per data dir: a second one would serve and fill the same database."""
+    lock = data_dir / "sandbox.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise UsageError(
+            f"data dir {data_dir} is in use by another sandbox (pid {holder})",
+            hint="stop it or pass another --data-dir",
+        ) from exc
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return fd
+
+
 def _bind(host: str, port: int, what: str) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -169,6 +190,7 @@ class Sandbox:
         self.runner: web.AppRunner | None = None
         self.ssh: Any = None
         self.info: ReadyInfo | None = None
+        self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
         where = self.info.url if self.info else "not started"
@@ -192,13 +214,14 @@ class Sandbox:
     async def start(self) -> ReadyInfo:
         opts = self.options
         data_dir = await asyncio.to_thread(_prepare_data_dir, Path(opts.data_dir))
-        http_sock = _bind(opts.host, opts.port, "REST")
+        self._lock_fd = await asyncio.to_thread(_lock_data_dir, data_dir)
         self.store = Store(data_dir / "platform.sqlite3")
         try:
             await self.store.open()
         except Exception as exc:
-            http_sock.close()
             raise UsageError(f"cannot open {data_dir / 'platform.sqlite3'}: {exc}") from exc
+        await self._refuse_interrupted_fill(data_dir)
+        http_sock = _bind(opts.host, opts.port, "REST")
         self.app = PlatformApp(
             self.store,
             today=opts.today,
@@ -273,6 +296,17 @@ class Sandbox:
             "media_dir": ep.media_dir,
         }
 
+    async def _refuse_interrupted_fill(self, data_dir: Path) -> None:
+        """A half-filled study cannot be completed or told apart from a finished one."""
+        store = self.store
+        assert store is not None
+        filling = await store.call(store.get_meta, "filling")
+        if filling is not None and await store.call(store.get_meta, "study") is None:
+            raise UsageError(
+                f"data dir {data_dir} holds a study whose filling was interrupted",
+                hint="remove the data dir or pass a fresh --data-dir",
+            )
+
     async def _fill_once(self, url: str, token: str, data_dir: Path) -> dict[str, Any] | None:
         """Fill on the first start only; later starts report the study already there."""
         store = self.store
@@ -286,11 +320,6 @@ class Sandbox:
                     study.get("users"),
                 )
             return study
-        if await store.call(store.get_meta, "filling") is not None:
-            raise UsageError(
-                f"data dir {data_dir} holds a study whose filling was interrupted",
-                hint="remove the data dir or pass a fresh --data-dir",
-            )
         opts = self.options
         if not opts.users:
             return None
@@ -348,20 +377,41 @@ class Sandbox:
         if self.store is not None:
             await self.store.close()
             self.store = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
 
 
-async def serve(options: SandboxOptions, on_ready: Any = None) -> int:
-    """Run until SIGINT or SIGTERM; ``on_ready(info)`` is called once listening."""
+async def serve(
+    options: SandboxOptions, on_ready: Callable[[ReadyInfo], None] | None = None
+) -> int:
+    """Run until SIGINT or SIGTERM; ``on_ready(info)`` is called once listening.
+
+    A signal during start-up (a long fill) stops at once; an interrupted fill is then
+    refused on the next start instead of being silently doubled.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    sandbox = Sandbox(options)
     try:
-        async with Sandbox(options) as info:
-            if on_ready is not None:
-                on_ready(info)
-            await stop.wait()
+        starting = asyncio.create_task(sandbox.start())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.warning("interrupted while starting; stopping")
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return 0
+        stopping.cancel()
+        info = starting.result()
+        if on_ready is not None:
+            on_ready(info)
+        await stop.wait()
     finally:
+        await sandbox.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return 0
