@@ -57,13 +57,6 @@ class FileFailed(Exception):
     """One file could not be transferred or verified; the run goes on with the others."""
 
 
-import os as _os  # noqa: E402
-
-_EXPERIMENT: dict[str, int] = {
-    k: int(v) for k, v in (p.split("=") for p in _os.environ.get("LT_SSH_OPTS", "").split(",") if p)
-}
-
-
 def describe(profile: ServerProfile) -> str:
     return f"{profile.ssh_user}@{profile.ssh_host}:{profile.ssh_port}"
 
@@ -118,7 +111,6 @@ async def connect(
                 config=None,
                 preferred_auth="publickey",
                 keepalive_interval=30,
-                **_EXPERIMENT,
             )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise policy.error() or RemoteError(f"host key of {where} not accepted: {exc}") from exc
