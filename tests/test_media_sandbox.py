@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -373,3 +374,28 @@ def test_pool_repr_and_limits(tmp_path: Path) -> None:
     seen = with_sandbox(tmp_path, body)
     assert seen[0].endswith("2 connections, 0 active, 0 queued)")
     assert seen[1].endswith("2 connections, 2 active, 1 queued)")
+
+
+def test_interrupted_upload_resumes_and_is_verified_by_md5sum(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    data = os.urandom(6 * MB)
+    (src / "big.mp4").write_bytes(data)
+    fault = SftpFault("fail_write", after=2 * MB, match=".big.mp4.partial", times=1)
+
+    # Small requests, so that the writes before the failing one land.
+    limits = dataclasses.replace(LIMITS, sftp_block_size=256 * 1024)
+
+    async def body(ep: SshEndpoint) -> tuple[Summary, Summary]:
+        prof = endpoint_profile(ep)
+        first = await push_up(prof, limits, src)
+        assert not (ep.media_root / "big.mp4").exists()
+        second = await push_up(prof, limits, src)
+        assert (ep.media_root / "big.mp4").read_bytes() == data
+        assert partials(ep.media_root) == []
+        return first, second
+
+    first, second = with_sandbox(tmp_path, body, sftp_factory=fault.factory)
+    assert "injected write failure" in first.failures[0].reason
+    assert second.counts["uploaded"] == 1 and not second.failures
+    assert second.details["resumed_bytes"] >= MB

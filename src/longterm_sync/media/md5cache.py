@@ -91,9 +91,11 @@ class Md5Cache:
         if self._data.pop(rel, None) is not None:
             self.dirty = True
 
-    def prune(self, keep: set[str]) -> None:
+    def prune_missing(self, root: Path, keep: set[str]) -> None:
+        """Blocking: forget entries whose local file is gone (``keep`` is known present)."""
         for rel in [r for r in self._data if r not in keep]:
-            self.forget(rel)
+            if not root.joinpath(*rel.split("/")).is_file():
+                self.forget(rel)
 
     def save(self) -> None:
         """Blocking (run it in a thread): atomic write, only when something changed."""

@@ -160,18 +160,13 @@ async def mirror_down(
     except* (RemoteError, LocalIOError, UsageError) as group:
         raise group.exceptions[0] from None
     finally:
-        cache.prune(set(hashes) | _still_local(dest, cache))
+        await asyncio.to_thread(cache.prune_missing, dest, set(hashes))
         await _save(cache)
     summary.details["md5"] = dict(sorted(hashes.items()))
     if progress.resumed_bytes:
         summary.details["resumed_bytes"] = progress.resumed_bytes
     summary.elapsed_s = time.monotonic() - started
     return summary
-
-
-def _still_local(dest: Path, cache: Md5Cache) -> set[str]:
-    # Entries for files that exist locally but were not confirmed in this run stay cached.
-    return {rel for rel in cache._data if dest.joinpath(*rel.split("/")).is_file()}
 
 
 def _write_sidecar(final: Path, md5: str) -> None:
@@ -332,6 +327,8 @@ async def push_up(
         if not dry_run:
             await _save(cache)
     summary.details["plan"] = plan
+    if progress.resumed_bytes:
+        summary.details["resumed_bytes"] = progress.resumed_bytes
     summary.elapsed_s = time.monotonic() - started
     return summary
 

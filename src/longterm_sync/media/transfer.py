@@ -334,22 +334,25 @@ async def _send(
     block: int,
     depth: int,
     progress: Progress,
+    offset: int = 0,
 ) -> None:
-    """Write ``local`` to ``rpartial`` with ``depth`` writes in flight; stamp its mtime."""
+    """Write ``local`` from ``offset`` on to ``rpartial`` with ``depth`` writes in flight,
+    then stamp its mtime."""
     pending: deque[asyncio.Future[None]] = deque()
     small = info.size <= READ_AHEAD
     try:
         if small:
             fh_local: BinaryIO | None = None
-            whole = await asyncio.to_thread(local.read_bytes)
+            whole = (await asyncio.to_thread(local.read_bytes))[offset:]
         else:
             fh_local = await asyncio.to_thread(open, local, "rb")
+            fh_local.seek(offset)
             whole = b""
     except OSError as exc:
         raise FileFailed(f"cannot read the local file: {exc.strerror}") from exc
     try:
-        async with sftp.open(rpartial, "wb", block_size=0) as fh:
-            pos = 0
+        async with sftp.open(rpartial, "r+b" if offset else "wb", block_size=0) as fh:
+            pos = offset
             while pos < info.size:
                 if fh_local is None:
                     chunk, whole = whole, b""
@@ -398,19 +401,34 @@ async def _read_back_md5(pool: SftpPool, rpath: str, size: int) -> str:
 
 async def _verify_remote(
     pool: SftpPool, rpath: str, info: FileInfo, md5: str, verify: str
-) -> tuple[bool, str]:
-    """Did ``rpath`` arrive intact? md5sum on the server when allowed, else its size."""
+) -> tuple[bool, str, bool]:
+    """Did ``rpath`` arrive intact? md5sum on the server when allowed, else its size.
+
+    Returns (ok, why, by_content): the last is False when only the size was compared."""
     if verify == "md5":
         got_md5 = await pool.remote_md5(rpath)
         if got_md5 is not None:
-            return got_md5 == md5, f"md5sum on the server {got_md5}, expected {md5}"
+            return got_md5 == md5, f"md5sum on the server {got_md5}, expected {md5}", True
     attrs = await pool.sftp.stat(rpath)
     if attrs.size != info.size:
-        return False, f"size on the server is {attrs.size}, expected {info.size}"
+        return False, f"size on the server is {attrs.size}, expected {info.size}", False
     if verify == "full":
         got = await _read_back_md5(pool, rpath, info.size)
-        return got == md5, f"read-back md5 {got}, expected {md5}"
-    return True, "size only"
+        return got == md5, f"read-back md5 {got}, expected {md5}", True
+    return True, "size only", False
+
+
+async def _resumable(pool: SftpPool, rpartial: str, info: FileInfo, verify: str) -> int:
+    """Bytes of an interrupted upload's partial worth keeping: only when the result will
+    be checked by content (a size check cannot tell a stale prefix)."""
+    if verify == "size" or (verify == "md5" and pool.exec_available is False):
+        return 0
+    try:
+        attrs = await pool.sftp.stat(rpartial)
+    except asyncssh.SFTPError:
+        return 0
+    size = int(attrs.size or 0)
+    return size if 0 < size <= info.size else 0
 
 
 async def replace_remote(sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
@@ -442,6 +460,11 @@ async def upload(
     try:
         for attempt in (1, 2):
             done_before = progress.bytes_done
+            offset = await _resumable(pool, rpartial, info, verify) if attempt == 1 else 0
+            if offset:
+                log.info("resuming upload of %s at %d of %d bytes", rpath, offset, info.size)
+                progress.advance(offset)
+                progress.resumed_bytes += offset
             async with pool.transfer(info.size) as sftp:
                 await _send(
                     sftp,
@@ -451,8 +474,11 @@ async def upload(
                     pool.block_size,
                     pool.limits.sftp_max_requests,
                     progress,
+                    offset,
                 )
-            ok, why = await _verify_remote(pool, rpartial, info, md5, verify)
+            ok, why, by_content = await _verify_remote(pool, rpartial, info, md5, verify)
+            if ok and offset and not by_content:
+                ok, why = False, "a resumed upload cannot be verified by its size alone"
             if ok:
                 break
             with contextlib.suppress(asyncssh.SFTPError):
