@@ -23,7 +23,7 @@ import asyncssh
 import pytest
 
 from fixtures_sshd import SSHD, SshdInfo
-from longterm_sync.errors import ConfigError
+from longterm_sync.errors import ConfigError, UsageError
 from longterm_sync.sandbox.ssh import (
     REFUSED,
     SandboxSFTPServer,
@@ -636,3 +636,13 @@ def test_fault_stall_read_cancel_alone_hangs_abort_frees(
     target = faulty(SftpFault("stall_read", after=500_000, stall_seconds=0.2))
     _get(target, "fault.mp4", tmp_path / "slow", sparse=False)
     assert (tmp_path / "slow").read_bytes() == payload
+
+
+def test_fault_spec_parses_for_a_command_line_flag() -> None:
+    fault = SftpFault.parse("fail_read:after=1048576,times=1,match=*.mp4")
+    assert (fault.kind, fault.after, fault.times, fault.match) == ("fail_read", 1048576, 1, "*.mp4")
+    assert SftpFault.parse("stall_read:stall_seconds=0.5").stall_seconds == 0.5
+    assert SftpFault.parse("corrupt_read").after == 0
+    for bad in ("explode", "fail_read:after=x", "fail_read:speed=3", "fail_read:after"):
+        with pytest.raises(UsageError):
+            SftpFault.parse(bad)

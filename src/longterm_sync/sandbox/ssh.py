@@ -26,6 +26,7 @@ import logging
 import os
 import posixpath
 import shlex
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any, Literal
 import asyncssh
 
 from ..atomic import write_bytes_atomic
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 
 log = logging.getLogger("longterm_sync.sandbox.ssh")
 
@@ -127,6 +128,7 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
 
 
 FaultKind = Literal["fail_read", "truncate_read", "corrupt_read", "stall_read", "fail_write"]
+FAULT_KINDS: tuple[str, ...] = typing.get_args(FaultKind)
 
 
 @dataclass
@@ -152,6 +154,37 @@ class SftpFault:
     times: int | None = None
     stall_seconds: float = 3600.0
     hits: int = field(default=0, init=False)
+
+    @classmethod
+    def parse(cls, spec: str) -> SftpFault:
+        """``KIND[:key=value,...]``, e.g. ``fail_read:after=1048576,times=1,match=*.mp4``.
+
+        For a command-line flag of a sandbox started in another process, where a test cannot
+        swap ``SshEndpoint.sftp_factory`` itself.
+        """
+        kind, _, rest = spec.strip().partition(":")
+        if kind not in FAULT_KINDS:
+            raise UsageError(
+                f"unknown SFTP fault {kind!r}", hint=f"one of {', '.join(FAULT_KINDS)}"
+            )
+        values: dict[str, Any] = {}
+        for item in filter(None, rest.split(",")):
+            key, sep, value = item.partition("=")
+            try:
+                if not sep or key not in ("after", "times", "match", "stall_seconds"):
+                    raise ValueError(item)
+                if key == "match":
+                    values[key] = value
+                elif key == "stall_seconds":
+                    values[key] = float(value)
+                else:
+                    values[key] = int(value)
+            except ValueError as exc:
+                raise UsageError(
+                    f"bad SFTP fault setting {item!r} in {spec!r}",
+                    hint="keys: after=BYTES, times=N, match=GLOB, stall_seconds=S",
+                ) from exc
+        return cls(typing.cast(FaultKind, kind), **values)
 
     def factory(self, chan: asyncssh.SSHServerChannel, root: Path) -> asyncssh.SFTPServer:
         """An :data:`SftpFactory` for ``start_ssh_server(sftp_factory=fault.factory)``."""
@@ -614,6 +647,7 @@ async def _run_process(process: asyncssh.SSHServerProcess[str], commands: _Comma
 
 
 __all__ = [
+    "FAULT_KINDS",
     "MEDIA_DIR",
     "MEDIA_USER",
     "REFUSED",
