@@ -10,7 +10,9 @@ real home, ``media_dir`` is the ABSOLUTE path of the temp media root.
 
 ``start_sshd`` works outside pytest too (benchmarks); the fixtures wrap it:
 
-* ``openssh_server`` (session scope): one shared sshd;
+* ``openssh_server`` (session scope): one shared sshd. Shared means shared state: a test that
+  writes into its media root must use a folder of its own below it and remove it, or use
+  ``openssh_factory`` (tests that mirror the whole media root see every leftover);
 * ``openssh_factory`` (function scope): ``openssh_factory(**kw)`` starts a fresh one, e.g. to
   kill it mid-transfer; all of them are stopped when the test ends.
 

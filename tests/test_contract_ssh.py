@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import asyncssh
 import pytest
 
-from fixtures_sshd import SSHD, SshdInfo
+from fixtures_sshd import SSHD, SshdInfo, start_sshd
 from longterm_sync.errors import ConfigError, UsageError
 from longterm_sync.sandbox.ssh import (
     REFUSED,
@@ -83,6 +83,19 @@ def sandbox_ssh(
         loop.close()
 
 
+@pytest.fixture(scope="module")
+def contract_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdInfo]:
+    """A private sshd: these tests write into its media root, which the shared session
+    ``openssh_server`` must not see (other tests mirror that whole folder)."""
+    if not SSHD.exists():
+        pytest.skip(f"{SSHD} is absent: install openssh-server (CI does, so CI never skips)")
+    info = start_sshd(tmp_path_factory.mktemp("contract-sshd"))
+    try:
+        yield info
+    finally:
+        info.stop()
+
+
 @pytest.fixture(params=["sandbox", pytest.param("sshd", marks=pytest.mark.sshd)])
 def ssh_target(request: pytest.FixtureRequest) -> Target:
     if request.param == "sandbox":
@@ -90,9 +103,7 @@ def ssh_target(request: pytest.FixtureRequest) -> Target:
         return Target(
             "sandbox", endpoint.connect_options(), endpoint.media_dir, endpoint.media_root
         )
-    if not SSHD.exists():
-        pytest.skip(f"{SSHD} is absent: install openssh-server")
-    info: SshdInfo = request.getfixturevalue("openssh_server")
+    info: SshdInfo = request.getfixturevalue("contract_sshd")
     return Target("sshd", info.connect_options(), info.media_dir, info.media_root)
 
 
