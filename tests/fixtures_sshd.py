@@ -22,6 +22,7 @@ Tests skip (with the reason) only when ``/usr/sbin/sshd`` is absent; CI installs
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import pwd
@@ -29,7 +30,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,10 @@ class SshdInfo:
         self.process, self._log_handle = _spawn(self.sshd_config, self.log)
         _wait_ready(self)
 
+    async def arestart(self) -> None:
+        """:meth:`restart` from inside a running event loop, without blocking it."""
+        await asyncio.to_thread(self.restart)
+
     def is_running(self) -> bool:
         return self.process.poll() is None
 
@@ -236,6 +241,13 @@ async def _login_works(info: SshdInfo) -> None:
         assert result.exit_status == 0
 
 
+def _run_in_thread(coro: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run in a thread of its own: works even when the caller is inside a running
+    loop (a test restarting sshd in the middle of an async scenario)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
 def _wait_ready(info: SshdInfo) -> None:
     """Return once a real key login runs a command; raise with sshd's log otherwise."""
     deadline = time.monotonic() + START_TIMEOUT
@@ -244,7 +256,7 @@ def _wait_ready(info: SshdInfo) -> None:
         if info.process.poll() is not None:
             break
         try:
-            asyncio.run(_login_works(info))
+            _run_in_thread(_login_works(info))
             return
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             last = exc

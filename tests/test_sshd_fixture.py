@@ -92,3 +92,15 @@ def test_sftp_server_binary_subsystem(openssh_factory: Callable[..., SshdInfo]) 
             return sorted(await sftp.listdir(info.media_dir))
 
     assert asyncio.run(listing()) == [".", "..", "a.bin"]
+
+
+def test_restart_from_inside_a_running_loop(openssh_factory: Callable[..., SshdInfo]) -> None:
+    info = openssh_factory()
+
+    async def scenario() -> str:
+        info.kill()
+        await info.arestart()
+        async with asyncssh.connect(**info.connect_options()) as conn:
+            return str((await conn.run("echo again", check=True)).stdout)
+
+    assert asyncio.run(scenario()) == "again\n"
