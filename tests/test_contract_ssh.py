@@ -657,3 +657,58 @@ def test_fault_spec_parses_for_a_command_line_flag() -> None:
     for bad in ("explode", "fail_read:after=x", "fail_read:speed=3", "fail_read:after"):
         with pytest.raises(UsageError):
             SftpFault.parse(bad)
+
+
+def test_rename_semantics_match(ssh_target: Target) -> None:
+    """Plain SFTP rename refuses to overwrite; posix-rename@openssh.com overwrites: the
+    upload's partial -> final step must use the latter (or remove first)."""
+    m = ssh_target.media_dir
+    (ssh_target.media_root / "ren-src").write_bytes(b"new")
+    (ssh_target.media_root / "ren-dst").write_bytes(b"old")
+
+    async def renames() -> tuple[type[BaseException] | None, bytes]:
+        async with ssh_target.connect() as conn, conn.start_sftp_client() as sftp:
+            error: type[BaseException] | None = None
+            try:
+                await sftp.rename(f"{m}/ren-src", f"{m}/ren-dst")
+            except asyncssh.SFTPError as exc:
+                error = type(exc)
+            await sftp.posix_rename(f"{m}/ren-src", f"{m}/ren-dst")
+            async with sftp.open(f"{m}/ren-dst", "rb") as fh:
+                return error, bytes(await fh.read())
+
+    error, content = run(renames())
+    assert error is not None and issubclass(error, asyncssh.SFTPFailure)
+    assert content == b"new"
+    assert not (ssh_target.media_root / "ren-src").exists()
+
+
+def test_setstat_mtime_and_stat_agree(ssh_target: Target) -> None:
+    (ssh_target.media_root / "times.mp4").write_bytes(b"t")
+
+    async def times() -> tuple[int, int]:
+        async with ssh_target.connect() as conn, conn.start_sftp_client() as sftp:
+            await sftp.utime(f"{ssh_target.media_dir}/times.mp4", (1_600_000_000, 1_650_000_000))
+            attrs = await sftp.stat(f"{ssh_target.media_dir}/times.mp4")
+            return int(attrs.mtime or 0), int(attrs.size or 0)
+
+    assert run(times()) == (1_650_000_000, 1)
+    assert (ssh_target.media_root / "times.mp4").stat().st_mtime == 1_650_000_000
+
+
+def test_missing_file_errors_match(ssh_target: Target) -> None:
+    async def probe() -> list[type[BaseException]]:
+        errors: list[type[BaseException]] = []
+        async with ssh_target.connect() as conn, conn.start_sftp_client() as sftp:
+            for call in (
+                sftp.stat(f"{ssh_target.media_dir}/nope.mp4"),
+                sftp.listdir(f"{ssh_target.media_dir}/nodir"),
+                sftp.remove(f"{ssh_target.media_dir}/nope.mp4"),
+            ):
+                try:
+                    await call
+                except asyncssh.SFTPError as exc:
+                    errors.append(type(exc))
+        return errors
+
+    assert run(probe()) == [asyncssh.SFTPNoSuchFile] * 3
