@@ -101,11 +101,18 @@ def test_unreachable_server(tmp_path: Path) -> None:
 
 
 class HtmlHandler(BaseHTTPRequestHandler):
-    """A web server that is not the platform: every path is an HTML page."""
+    """A web server that is not the platform: every path is an HTML page.
+
+    Under ``/moved`` it redirects like an nginx that forces https.
+    """
 
     def do_GET(self) -> None:
         body = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
-        self.send_response(200)
+        if self.path.startswith("/moved"):
+            self.send_response(301)
+            self.send_header("Location", "https://platform.example" + self.path)
+        else:
+            self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -140,6 +147,16 @@ def test_server_answering_html(html_server: str, tmp_path: Path) -> None:
     assert result.code == 3
     line = result.one_line_error()
     assert "text/html instead of JSON" in line and "--server" in line
+
+
+def test_redirect_is_not_followed(html_server: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[servers.web]\nurl = "{html_server}/moved"\ntoken = "{"b" * 40}"\n')
+    config.chmod(0o600)
+    result = download_to(config, "web", tmp_path / "out")
+    assert result.code == 3
+    line = result.one_line_error()
+    assert "redirects" in line and "https://platform.example/moved/api/users/" in line
 
 
 def test_unwritable_output_folder(sandbox: SandboxInfo, tmp_path: Path) -> None:

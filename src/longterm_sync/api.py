@@ -196,10 +196,11 @@ class PlatformClient:
         self.requests += 1
         log.debug("GET %s", url.path_qs)
         try:
-            async with self.session.get(url, allow_redirects=True) as resp:
+            async with self.session.get(url, allow_redirects=False) as resp:
                 body = await resp.read()
                 status = resp.status
                 ctype = resp.content_type
+                location = resp.headers.get("Location", "")
         except aiohttp.ClientConnectorError as exc:
             raise Retryable(f"{exc.os_error.strerror or exc}", connect=True) from exc
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
@@ -219,6 +220,13 @@ class PlatformClient:
                     hint="is --server the platform's address?",
                 )
             return body
+        if 300 <= status < 400:
+            # Never followed: a redirect to another scheme or host would drop the token
+            # (or send it where it should not go); the address itself needs fixing.
+            raise ProtocolError(
+                f"{self.profile.url} redirects {url.path} ({status}) to {location or '?'}",
+                hint="put the address it redirects to in --server or the profile's url",
+            )
         self._raise_for_status(status, body, url, method="GET")
         raise AssertionError("unreachable")
 
