@@ -139,23 +139,23 @@ def download_to(config: Path, server: str, out: Path, *args: str) -> Result:
     return run_cli(["download-results", *common, *args])
 
 
-def test_server_answering_html(html_server: str, tmp_path: Path) -> None:
+def error_from(url: str, tmp_path: Path) -> str:
+    """download-results against a server that is not the platform: exit 3, one line."""
     config = tmp_path / "config.toml"
-    config.write_text(f'[servers.web]\nurl = "{html_server}"\ntoken = "{"b" * 40}"\n')
+    config.write_text(f'[servers.web]\nurl = "{url}"\ntoken = "{"b" * 40}"\n')
     config.chmod(0o600)
     result = download_to(config, "web", tmp_path / "out")
     assert result.code == 3
-    line = result.one_line_error()
+    return result.one_line_error()
+
+
+def test_server_answering_html(html_server: str, tmp_path: Path) -> None:
+    line = error_from(html_server, tmp_path)
     assert "text/html instead of JSON" in line and "--server" in line
 
 
 def test_redirect_is_not_followed(html_server: str, tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[servers.web]\nurl = "{html_server}/moved"\ntoken = "{"b" * 40}"\n')
-    config.chmod(0o600)
-    result = download_to(config, "web", tmp_path / "out")
-    assert result.code == 3
-    line = result.one_line_error()
+    line = error_from(f"{html_server}/moved", tmp_path)
     assert "redirects" in line and "https://platform.example/moved/api/users/" in line
 
 
