@@ -288,7 +288,8 @@ def run_rest_bench(
     lines.append(
         f"REST benchmark: {users} participants x {days} days, {samples} samples/result, "
         f"latency {latency_ms} ms, {concurrency} connections, windows of {window_days} days "
-        f"(study filled in {fill_s:.0f} s; best of {repeats} for (b) and (c))"
+        f"(study filled in {fill_s:.0f} s; best of {repeats} for (b) and (c); "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)"
     )
     lines.extend(table([m for m in (old, floor, mine) if m is not None]))
     ratio_cb = mine.wall / floor.wall
