@@ -171,7 +171,7 @@ class PlatformClient:
     ) -> bytes:
         """The raw JSON body of a GET, retried; for callers that parse it themselves."""
         url = self.url(route, params)
-        what = f"GET {url.path_qs}"
+        what = f"GET {url.path}"
         attempts = 0
 
         async def attempt() -> bytes:

@@ -448,10 +448,10 @@ class ResultsRun:
             try:
                 outcome = await self.participant(p)
             except* PARTICIPANT_ERRORS as group:
-                failure = str(first_error(group))
+                failure = str(first_error(group)).removeprefix(f"participant {p.external_id}, ")
             if outcome is None:
                 self.summary.fail(f"participant {p.external_id}", failure)
-                log.warning("participant %s failed: %s", p.short, failure)
+                log.debug("participant %s failed: %s", p.short, failure)
                 if self.reporter:
                     self.reporter.participant_failed(p.external_id, failure)
             else:
