@@ -399,3 +399,43 @@ def test_interrupted_upload_resumes_and_is_verified_by_md5sum(tmp_path: Path) ->
     assert "injected write failure" in first.failures[0].reason
     assert second.counts["uploaded"] == 1 and not second.failures
     assert second.details["resumed_bytes"] >= MB
+
+
+def test_download_shared_with_a_worker_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longterm_sync.media import sync
+
+    monkeypatch.setattr(sync, "SPLIT_MIN_BYTES", 0)
+    videos = {f"s{i % 2}/v{i}.mp4": os.urandom(100_000 * (i + 1)) for i in range(6)}
+    dest = tmp_path / "dest"
+
+    async def body(ep: SshEndpoint) -> Summary:
+        for rel, data in videos.items():
+            publish(ep.media_root, rel, data)
+        publish(ep.media_root, "bad.mp4", b"x" * 700_000, sidecar=md5(b"y"))
+        rec = RecordingReporter()
+        limits = dataclasses.replace(LIMITS, sftp_processes=2)
+        summary = await mirror_down(endpoint_profile(ep), limits, dest, reporter=rec)
+        assert sum(n for kind, _, n in rec.events if kind == "advanced") >= summary.bytes
+        return summary
+
+    summary = with_sandbox(tmp_path, body)
+    assert summary.details["processes"] == 2
+    assert summary.counts == {"downloaded": 6, "failed": 1}, summary.lines()
+    [failure] = summary.failures
+    assert failure.item == "bad.mp4" and "corrupted on transfer" in failure.reason
+    assert summary.details["md5"] == {rel: md5(d) for rel, d in sorted(videos.items())}
+    assert {rel: final_files(dest)[rel] for rel in videos} == videos
+    assert_verified(dest)
+    assert partials(dest) == []
+
+
+def test_split_work_balances_and_keeps_small_jobs_home() -> None:
+    from longterm_sync.media.sync import split_work
+
+    assert split_work([("a", 10), ("b", 10)], 2) == [["a", "b"]]  # too small to split
+    big = [(f"f{i}", 256 << 20) for i in range(8)]
+    shares = split_work(big, 2)
+    assert sorted(len(s) for s in shares) == [4, 4]
+    assert split_work(big, 1) == [[rel for rel, _ in big]]

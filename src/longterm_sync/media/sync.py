@@ -12,6 +12,7 @@ import logging
 import posixpath
 import time
 from pathlib import Path
+from typing import Any
 
 from ..atomic import local_io_error, write_bytes_atomic
 from ..config import Limits, ServerProfile
@@ -33,6 +34,7 @@ from .sftp import (
     sftp_error_text,
 )
 from .transfer import download, upload
+from .worker import run_worker
 
 log = logging.getLogger("longterm_sync.media")
 
@@ -124,6 +126,31 @@ async def mirror_down(
             progress.plan(len(todo), sum(d.size for d, _ in todo))
             sem = asyncio.Semaphore(_workers(limits))
 
+            def landed_ok(rel: str, md5: str, mine: FileInfo) -> None:
+                cache.set_local(mine, md5)
+                cache.set_remote(rel, rtree.files[rel], rtree.sidecars[rel], md5)
+                hashes[rel] = md5
+                summary.count("downloaded")
+                summary.bytes += rtree.files[rel].size
+                progress.finish(rel)
+
+            def failed(rel: str, reason: str) -> None:
+                summary.count("failed")
+                summary.fail(rel, reason)
+                progress.finish(rel, "failed")
+
+            def on_worker_event(ev: dict[str, Any]) -> None:
+                if "progress" in ev:
+                    progress.advance(int(ev["progress"]))
+                elif "resumed" in ev:
+                    progress.resumed_bytes += int(ev["resumed"])
+                elif "done" in ev:
+                    rel = str(ev["done"])
+                    mine = FileInfo(rel, ev["size"], ev["mtime"], ev["mtime_ns"])
+                    landed_ok(rel, str(ev["md5"]), mine)
+                elif "failed" in ev:
+                    failed(str(ev["failed"]), str(ev["reason"]))
+
             async def fetch(d: Decision, final: Path) -> None:
                 async with sem:
                     video = rtree.files[d.rel]
@@ -137,23 +164,24 @@ async def mirror_down(
                             progress,
                         )
                     except FileFailed as exc:
-                        summary.count("failed")
-                        summary.fail(d.rel, str(exc))
-                        progress.finish(d.rel, "failed")
+                        failed(d.rel, str(exc))
                         return
-                    md5, st = landed.md5, landed.stat
+                    st = landed.stat
                     assert st is not None
                     mine = FileInfo(d.rel, st.st_size, int(st.st_mtime), st.st_mtime_ns)
-                    cache.set_local(mine, md5)
-                    cache.set_remote(d.rel, video, rtree.sidecars[d.rel], md5)
-                    hashes[d.rel] = md5
-                    summary.count("downloaded")
-                    summary.bytes += video.size
-                    progress.finish(d.rel)
+                    landed_ok(d.rel, landed.md5, mine)
 
+            shares = split_work([(d.rel, d.size) for d, _ in todo], limits.sftp_processes)
+            mine_now = set(shares[0])
             async with asyncio.TaskGroup() as tg:
+                for share in shares[1:]:
+                    files = [rtree.files[rel] for rel in share]
+                    tg.create_task(run_worker(profile, limits, dest, files, on_worker_event))
                 for d, final in todo:
-                    tg.create_task(fetch(d, final))
+                    if d.rel in mine_now:
+                        tg.create_task(fetch(d, final))
+            if len(shares) > 1:
+                summary.details["processes"] = len(shares)
             _local_only(summary, dest, rtree, ltree, delete)
     except* CONNECTION_LOST as group:
         raise connection_lost(profile, group.exceptions[0]) from None
@@ -167,6 +195,29 @@ async def mirror_down(
         summary.details["resumed_bytes"] = progress.resumed_bytes
     summary.elapsed_s = time.monotonic() - started
     return summary
+
+
+SPLIT_MIN_BYTES = 64 << 20
+"""Below this much to download, a helper process costs more than it saves (start-up,
+imports, a second SSH login: about half a second)."""
+FILE_COST = 1 << 20
+"""Per-file overhead in bytes-equivalent when balancing shares (open, sidecar, fsync)."""
+
+
+def split_work(items: list[tuple[str, int]], processes: int) -> list[list[str]]:
+    """Balance files (rel, size) over ``processes`` shares; share 0 stays in this process.
+
+    Greedy by cost, largest first, each file to the lightest share."""
+    total = sum(size for _, size in items)
+    if processes <= 1 or len(items) < 2 or total < SPLIT_MIN_BYTES:
+        return [[rel for rel, _ in items]]
+    shares: list[list[str]] = [[] for _ in range(min(processes, len(items)))]
+    loads = [0] * len(shares)
+    for rel, size in sorted(items, key=lambda item: -item[1]):
+        i = loads.index(min(loads))
+        shares[i].append(rel)
+        loads[i] += size + FILE_COST
+    return shares
 
 
 def _write_sidecar(final: Path, md5: str) -> None:

@@ -24,6 +24,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -41,6 +42,21 @@ log = logging.getLogger("longterm_sync.media.transfer")
 
 THREAD_MIN_SIZE = 4 << 20  # smaller files are written and hashed in one to_thread call
 READ_AHEAD = 1 << 20  # local bytes read per thread hop when uploading
+
+
+COMMIT_THREADS = 16
+"""Threads that fsync and install downloaded files. fsync waits on the disk, not the CPU,
+and concurrent fsyncs share one journal commit: with many small files, more threads than
+asyncio's default executor (cores + 4) measured faster."""
+
+_COMMIT_POOL: ThreadPoolExecutor | None = None
+
+
+def _commit_pool() -> ThreadPoolExecutor:
+    global _COMMIT_POOL
+    if _COMMIT_POOL is None:
+        _COMMIT_POOL = ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="media-commit")
+    return _COMMIT_POOL
 
 
 @dataclass(frozen=True)
@@ -148,7 +164,8 @@ class _Sink:
         return Landed(md5, final.stat())
 
     async def finish(self, mtime: int, expected: str, final: Path) -> Landed:
-        return await asyncio.to_thread(self._finish_sync, mtime, expected, final)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_commit_pool(), self._finish_sync, mtime, expected, final)
 
     def _abort_sync(self) -> None:
         self._join()
@@ -271,7 +288,6 @@ async def download(
     landed = Landed("", None)
     try:
         for attempt in (1, 2):
-            done_before = progress.bytes_done
             try:
                 landed = await _fetch(
                     pool, rpath, video, partial, final, want, progress, attempt == 1
@@ -291,7 +307,7 @@ async def download(
                 raise _local_error(exc, final) from exc
             if landed.stat is not None:
                 return landed
-            progress.advance(done_before - progress.bytes_done)  # rewind: sent again
+            progress.advance(-video.size)  # rewind: the whole file comes again
             log.warning(
                 "%s: corrupted on transfer (md5 %s, sidecar says %s)%s",
                 rpath,
@@ -459,7 +475,6 @@ async def upload(
     why = ""
     try:
         for attempt in (1, 2):
-            done_before = progress.bytes_done
             offset = await _resumable(pool, rpartial, info, verify) if attempt == 1 else 0
             if offset:
                 log.info("resuming upload of %s at %d of %d bytes", rpath, offset, info.size)
@@ -483,7 +498,7 @@ async def upload(
                 break
             with contextlib.suppress(asyncssh.SFTPError):
                 await pool.sftp.remove(rpartial)
-            progress.advance(done_before - progress.bytes_done)
+            progress.advance(-info.size)  # rewind: the whole file goes again
             log.warning(
                 "%s: upload did not verify (%s)%s",
                 rpath,
