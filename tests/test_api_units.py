@@ -88,6 +88,17 @@ def test_open_range_is_anchored_on_the_schedule_and_stays_open() -> None:
     assert covering(windows, datetime(2030, 1, 1, tzinfo=WARSAW)) == [1]
 
 
+def test_boundaries_stay_within_the_schedule() -> None:
+    schedule = {"schedule": [{"start": "2024-01-01T00:00:00", "end": "2024-02-29T23:59:59"}]}
+    start, stop = datetime(2000, 1, 1, tzinfo=WARSAW), datetime(2040, 1, 1, tzinfo=WARSAW)
+    now = datetime(2030, 1, 1, tzinfo=WARSAW)
+    windows = participant_windows(start, stop, days=31, schedule=schedule, tz=WARSAW, now=now)
+    assert len(windows) == 2 and windows_contiguous(windows)
+    assert windows[0].start == start and windows[-1].stop == stop
+    for year in (2001, 2024, 2039):
+        assert len(covering(windows, datetime(year, 2, 1, tzinfo=WARSAW))) == 1
+
+
 def test_no_dates_at_all_is_one_unbounded_request() -> None:
     now = datetime(2024, 3, 1, tzinfo=WARSAW)
     assert participant_windows(None, None, days=31, schedule=None, tz=WARSAW, now=now) == [

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from fixtures_sandbox import SandboxInfo
+from longterm_sync.sandbox.fill import FillClient
 from longterm_sync.timeutil import WARSAW
 from report_helpers import Person, build_study
 from rest_helpers import check_format, config_with_limits, download, load, participant_ids, tree
@@ -123,6 +126,33 @@ def _result(moment: datetime, video: str = "clip_A.mp4") -> dict[str, Any]:
     return {"date": moment.isoformat(), "result": {"video": video, "service": "A"}}
 
 
+async def add_entry(info: SandboxInfo, ext: str, day: str) -> None:
+    """Append a schedule entry (after today + 2, so the server's merge keeps it)."""
+    entry = {
+        "start": f"{day}T00:00:00",
+        "end": f"{day}T23:59:59",
+        "service": [{"service_name": "A", "video": "clip_A.mp4"}],
+        "reply_form": [],
+    }
+    async with aiohttp.ClientSession() as session:
+        await FillClient(session, info.url).upload_schedule(
+            {"external_id": ext, "schedule": [entry]}, info.token
+        )
+
+
+def test_wide_range_around_a_short_schedule_is_few_requests(
+    sandbox: SandboxInfo, full_run: Path, tmp_path: Path
+) -> None:
+    config = config_with_limits(sandbox, tmp_path, window_days=1)
+    out = tmp_path / "wide"
+    result = download(sandbox, out, "--user_time=,,,2000-01-01,2040-01-01", "--json", config=config)
+    assert result.code == 0, result.err
+    participants = len(participant_ids(sandbox))
+    # boundaries only where the schedules are (about 12 days each), not 40 years of them
+    assert json.loads(result.out)["details"]["windows"] < 20 * participants
+    assert tree(out) == tree(full_run)
+
+
 def test_rows_on_window_boundaries_appear_once(sandbox_factory: Any, tmp_path: Path) -> None:
     info = sandbox_factory()
     start = datetime(2024, 3, 1, tzinfo=WARSAW)
@@ -142,10 +172,13 @@ def test_rows_on_window_boundaries_appear_once(sandbox_factory: Any, tmp_path: P
     person = Person(ext, results=[_result(m) for m in reversed(moments)])
     person.comments.append({"video": "clip_A.mp4", "date": boundary.isoformat(), "comment": "x"})
     build_study(info, [person])
+    asyncio.run(add_entry(info, ext, "2024-03-20"))  # the schedule now spans the range
     rng = f"--external_id_time={ext},{start.isoformat()},{(start + timedelta(days=3)).isoformat()}"
     small = config_with_limits(info, tmp_path, window_days=1)
     out_small, out_one = tmp_path / "small", tmp_path / "one"
-    assert download(info, out_small, rng, "-q", config=small).code == 0
+    result = download(info, out_small, rng, "--json", config=small)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["details"]["windows"] == 3
     assert download(info, out_one, rng, "-q").code == 0
     got = [instant(r) for r in load(out_small / f"results_{ext}.json")]
     assert got == moments[1:-1]

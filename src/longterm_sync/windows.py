@@ -15,9 +15,11 @@ first window only. The union of the windows is exactly ``(start, stop)``, the ra
 unwindowed request would cover, with no row lost or counted twice, so no dedupe is needed
 (none would be possible: rows carry no id).
 
-With no start (or no stop) the first (last) window stays open, so a row dated before the
-schedule's first day or after today is still fetched once; the schedule's dates only place
-the boundaries in between. Without any date to anchor on, one unbounded request is made.
+The participant's schedule (first entry to last entry, or today) says where rows can exist:
+boundaries are placed only there, and the first and last windows reach out to the asked
+start and stop (or stay open when none was asked), so a row dated before the schedule's
+first day or after today is still fetched once. Without any date to anchor on, one
+unbounded request is made.
 """
 
 from __future__ import annotations
@@ -52,13 +54,15 @@ def plan_windows(
 ) -> list[Window]:
     """Windows covering exactly ``(start, stop)`` (``None`` = open end).
 
-    Boundaries are placed every ``days`` days from ``start`` (or ``anchor_start`` when the
-    range is open below) up to ``stop`` (or ``anchor_end``); see the module docstring.
+    Boundaries are placed every ``days`` days from the later of ``start`` and
+    ``anchor_start`` up to the earlier of ``stop`` and ``anchor_end``: where rows can exist.
+    Outside that span the first and last windows reach out to ``start`` and ``stop``, so a
+    range of ten years around a two-month schedule is a handful of requests, not a hundred.
     """
     if days <= 0:
         raise ValueError("window days must be positive")
-    lo = start if start is not None else anchor_start
-    hi = stop if stop is not None else anchor_end
+    lo = _bound(max, start, anchor_start)
+    hi = _bound(min, stop, anchor_end)
     if lo is None or hi is None or lo >= hi:
         return [Window(start, stop)]
     step = timedelta(days=days)
@@ -74,6 +78,12 @@ def plan_windows(
         windows.append(Window(a, b + ONE_MICROSECOND))
     windows.append(Window(bounds[-1], stop))
     return windows
+
+
+def _bound(pick: Any, a: datetime | None, b: datetime | None) -> datetime | None:
+    """``pick`` (min or max) of the values that are given."""
+    given = [v for v in (a, b) if v is not None]
+    return pick(given) if given else None
 
 
 def schedule_span(
@@ -113,7 +123,7 @@ def participant_windows(
     tz: ZoneInfo,
     now: datetime,
 ) -> list[Window]:
-    """Windows for one participant: anchored on its schedule when the range is open.
+    """Windows for one participant, boundaries within its schedule's span.
 
     Boundaries never go past ``now``: rows from the future do not exist yet, and the last
     window is open anyway when no stop was asked.
@@ -121,8 +131,6 @@ def participant_windows(
     span = schedule_span(schedule, tz)
     anchor_start = span[0] if span else None
     anchor_end = min(span[1], now) if span else now
-    if start is not None and anchor_start is None:
-        anchor_start = start
     return plan_windows(start, stop, days=days, anchor_start=anchor_start, anchor_end=anchor_end)
 
 
