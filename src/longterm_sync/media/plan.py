@@ -92,25 +92,36 @@ async def decide_download(
 
 
 async def decide_upload(
-    local_root: Path, ltree: Tree, remote: Remote, rtree: Tree, cache: Md5Cache, checkers: int
+    local_root: Path,
+    ltree: Tree,
+    remote: Remote,
+    rtree: Tree,
+    cache: Md5Cache,
+    checkers: int,
+    *,
+    lazy: bool = False,
 ) -> list[Decision]:
+    """``lazy``: a file that must be sent anyway (missing, other size) is not hashed here
+    unless cached; the upload hashes it while reading it (Decision.md5 None)."""
     sem = asyncio.Semaphore(max(1, checkers))
 
     async def one(mine_info: FileInfo) -> Decision:
         rel = mine_info.rel
+        theirs_info = rtree.files.get(rel)
+        if theirs_info is None or theirs_info.size != mine_info.size:
+            if lazy:
+                mine: str | None = cache.local_md5(mine_info)
+            else:
+                async with sem:
+                    mine = await local_md5(local_root, mine_info, cache)
+            reason = (
+                "missing on the server"
+                if theirs_info is None
+                else f"size differs (local {mine_info.size}, server {theirs_info.size})"
+            )
+            return Decision(rel, TRANSFER, reason, mine_info.size, mine)
         async with sem:
             mine = await local_md5(local_root, mine_info, cache)
-        theirs_info = rtree.files.get(rel)
-        if theirs_info is None:
-            return Decision(rel, TRANSFER, "missing on the server", mine_info.size, mine)
-        if theirs_info.size != mine_info.size:
-            return Decision(
-                rel,
-                TRANSFER,
-                f"size differs (local {mine_info.size}, server {theirs_info.size})",
-                mine_info.size,
-                mine,
-            )
         sidecar = rtree.sidecars.get(rel)
         if sidecar is None:
             return Decision(

@@ -313,7 +313,9 @@ async def push_up(
             exists = await remote.exists()
             rtree = await remote.walk() if exists else Tree()
             _phase("listed both sides", started)
-            decisions = await decide_upload(src, ltree, remote, rtree, cache, limits.checkers)
+            decisions = await decide_upload(
+                src, ltree, remote, rtree, cache, limits.checkers, lazy=not dry_run
+            )
             _phase("decided", started)
             md5s = {d.rel: d.md5 for d in decisions if d.md5}
             # Local sidecars are written while the uploads run: they do not depend on them.
@@ -337,24 +339,22 @@ async def push_up(
             async def send(d: Decision) -> None:
                 # No worker bound here: SftpPool.transfer bounds the sending, and a file
                 # waiting for its (batched) remote md5sum must not hold a sending slot.
-                assert d.md5 is not None
                 info = ltree.files[d.rel]
+                local = src.joinpath(*d.rel.split("/"))
                 try:
-                    video, side = await upload(
-                        pool,
-                        src.joinpath(*d.rel.split("/")),
-                        remote.path(d.rel),
-                        info,
-                        d.md5,
-                        verify,
-                        progress,
+                    video, side, md5 = await upload(
+                        pool, local, remote.path(d.rel), info, d.md5, verify, progress
                     )
                 except FileFailed as exc:
                     summary.count("failed")
                     summary.fail(d.rel, str(exc))
                     progress.finish(d.rel, "failed")
                     return
-                cache.set_remote(d.rel, video, side, d.md5)
+                if d.md5 is None:  # hashed while sending: now its local sidecar
+                    cache.set_local(info, md5)
+                    await asyncio.to_thread(_write_sidecar, local, md5)
+                    summary.count("local .md5sum written")
+                cache.set_remote(d.rel, video, side, md5)
                 summary.count("uploaded")
                 summary.bytes += info.size
                 progress.finish(d.rel)

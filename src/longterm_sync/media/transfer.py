@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import asyncssh
 
@@ -41,7 +41,7 @@ from .sftp import CONNECTION_LOST, FileFailed, SftpPool, connection_lost, sftp_e
 log = logging.getLogger("longterm_sync.media.transfer")
 
 THREAD_MIN_SIZE = 4 << 20  # smaller files are written and hashed in one to_thread call
-READ_AHEAD = 1 << 20  # local bytes read per thread hop when uploading
+READ_AHEAD = 1 << 20  # local bytes read (and hashed) per thread hop when uploading
 
 
 COMMIT_THREADS = 16
@@ -342,6 +342,14 @@ def _local_error(exc: OSError, path: Path) -> LocalIOError:
 # ---------------------------------------------------------------------------- uploads
 
 
+def _read_hashing(fh: BinaryIO, n: int, hasher: Any | None) -> bytes:
+    """Blocking: the next ``n`` bytes, fed to ``hasher`` on the way (same thread hop)."""
+    data = fh.read(n)
+    if hasher is not None:
+        hasher.update(data)
+    return data
+
+
 async def _send(
     sftp: asyncssh.SFTPClient,
     local: Path,
@@ -351,29 +359,26 @@ async def _send(
     depth: int,
     progress: Progress,
     offset: int = 0,
+    hasher: Any | None = None,
 ) -> None:
     """Write ``local`` from ``offset`` on to ``rpartial`` with ``depth`` writes in flight,
-    then stamp its mtime."""
+    then stamp its mtime. With ``hasher``, the whole local file is hashed as it is read
+    (its md5 was not needed to decide, so it costs no separate pass)."""
     pending: deque[asyncio.Future[None]] = deque()
-    small = info.size <= READ_AHEAD
     try:
-        if small:
-            fh_local: BinaryIO | None = None
-            whole = (await asyncio.to_thread(local.read_bytes))[offset:]
-        else:
-            fh_local = await asyncio.to_thread(open, local, "rb")
-            fh_local.seek(offset)
-            whole = b""
+        fh_local = await asyncio.to_thread(open, local, "rb")
     except OSError as exc:
         raise FileFailed(f"cannot read the local file: {exc.strerror}") from exc
     try:
+        if offset:
+            prefix = await asyncio.to_thread(_read_hashing, fh_local, offset, hasher)
+            if len(prefix) != offset:
+                raise FileFailed("the local file shrank during the upload")
         async with sftp.open(rpartial, "r+b" if offset else "wb", block_size=0) as fh:
             pos = offset
             while pos < info.size:
-                if fh_local is None:
-                    chunk, whole = whole, b""
-                else:
-                    chunk = await asyncio.to_thread(fh_local.read, max(READ_AHEAD, block))
+                want = max(READ_AHEAD, block)
+                chunk = await asyncio.to_thread(_read_hashing, fh_local, want, hasher)
                 if not chunk:
                     raise FileFailed("the local file shrank during the upload")
                 view = memoryview(chunk)
@@ -386,13 +391,16 @@ async def _send(
             while pending:
                 await pending.popleft()
             await fh.utime((info.mtime, info.mtime))
+    except OSError as exc:
+        if isinstance(exc, CONNECTION_LOST):
+            raise
+        raise FileFailed(f"cannot read the local file: {exc.strerror or exc}") from exc
     finally:
         for fut in pending:
             fut.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        if fh_local is not None:
-            fh_local.close()
+        fh_local.close()
 
 
 async def _write(fh: asyncssh.SFTPClientFile, data: bytes, pos: int, progress: Progress) -> None:
@@ -462,14 +470,17 @@ async def upload(
     local: Path,
     rpath: str,
     info: FileInfo,
-    md5: str,
+    md5: str | None,
     verify: str,
     progress: Progress,
-) -> tuple[FileInfo, FileInfo]:
+) -> tuple[FileInfo, FileInfo, str]:
     """Send one file, verify it, rename it into place, then write its sidecar.
 
-    Both get the local file's mtime, so the returned (video, sidecar) state, which the md5
-    cache records, is known without another round trip."""
+    ``md5`` None: hash the file while sending it. Both files get the local file's mtime,
+    so the returned (video, sidecar, md5) state, which the md5 cache records, is known
+    without another round trip."""
+    known = md5
+    digest = ""
     rdir, name = posixpath.split(rpath)
     rpartial = posixpath.join(rdir, partial_name(name))
     why = ""
@@ -480,6 +491,7 @@ async def upload(
                 log.info("resuming upload of %s at %d of %d bytes", rpath, offset, info.size)
                 progress.advance(offset)
                 progress.resumed_bytes += offset
+            hasher = hashlib.md5() if known is None else None
             async with pool.transfer(info.size) as sftp:
                 await _send(
                     sftp,
@@ -490,8 +502,10 @@ async def upload(
                     pool.limits.sftp_max_requests,
                     progress,
                     offset,
+                    hasher,
                 )
-            ok, why, by_content = await _verify_remote(pool, rpartial, info, md5, verify)
+            digest = hasher.hexdigest() if hasher is not None else str(known)
+            ok, why, by_content = await _verify_remote(pool, rpartial, info, digest, verify)
             if ok and offset and not by_content:
                 ok, why = False, "a resumed upload cannot be verified by its size alone"
             if ok:
@@ -512,7 +526,7 @@ async def upload(
         sftp = pool.sftp
         await replace_remote(sftp, rpartial, rpath)
         side_partial = posixpath.join(rdir, partial_name(name + SIDECAR_SUFFIX))
-        side_data = f"{md5}\n".encode()
+        side_data = f"{digest}\n".encode()
         async with sftp.open(side_partial, "wb") as fh:
             await fh.write(side_data, 0)
             await fh.utime((info.mtime, info.mtime))
@@ -524,4 +538,5 @@ async def upload(
     return (
         FileInfo(info.rel, info.size, info.mtime),
         FileInfo(info.rel + SIDECAR_SUFFIX, len(side_data), info.mtime),
+        digest,
     )
