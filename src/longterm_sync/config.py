@@ -85,11 +85,12 @@ class Limits:
     sftp_max_requests: int = 128
     """Parallel SFTP requests per file transfer (pipelining depth)."""
 
-    sftp_processes: int = 1
-    """Processes sharing a download (each with its own ``sftp_connections``). One asyncio
-    process is bounded by its event loop, so a second one can add throughput when a core is
-    free; each costs one more Python process (~60 MB) and SSH login. On a busy 2-core
-    machine it measured no gain, hence 1; more than the CPU cores is wasted."""
+    sftp_processes: int = 2
+    """Processes sharing a download of 64 MiB or more (each with its own
+    ``sftp_connections``). One asyncio process is bounded by its event loop, so a second one
+    adds throughput when a core is free (measured 8 % faster for big files, 7 % for small
+    ones, on 2 busy cores); each costs one more Python process (~60 MB) and SSH login. More
+    than the CPU cores is wasted."""
 
     checkers: int = 8
     """Cheap checks in parallel (stat, md5 of a local file, reading a remote sidecar)."""
