@@ -103,26 +103,25 @@ async def mirror_down(
                 summary.count("refused")
                 summary.fail(name, f"refused from the server listing: {why}")
             decisions = await decide_download(remote, rtree, dest, ltree, cache, limits.checkers)
+            wanted = [d for d in decisions if d.action == TRANSFER]
+            finals = await asyncio.to_thread(_resolve_local, dest, [d.rel for d in wanted])
             todo: list[tuple[Decision, Path]] = []
             for d in decisions:
                 if d.action == FAIL:
                     summary.count("failed")
                     summary.fail(d.rel, d.reason)
-                    continue
-                try:
-                    final = local_path(dest, d.rel)
-                except UnsafeNameError as exc:
-                    summary.count("refused")
-                    summary.fail(d.rel, f"refused: {exc}")
-                    continue
-                if d.action == SKIP:
+                elif d.action == SKIP:  # found by walking dest itself: the path is safe
                     summary.count(_skip_reason(d.reason))
                     if d.md5:
                         hashes[d.rel] = d.md5
                         if d.rel not in ltree.sidecars:
+                            final = dest.joinpath(*d.rel.split("/"))
                             await asyncio.to_thread(_write_sidecar, final, d.md5)
+                elif isinstance(target := finals[d.rel], str):
+                    summary.count("refused")
+                    summary.fail(d.rel, f"refused: {target}")
                 else:
-                    todo.append((d, final))
+                    todo.append((d, target))
             progress.plan(len(todo), sum(d.size for d, _ in todo))
             sem = asyncio.Semaphore(_workers(limits))
 
@@ -182,7 +181,7 @@ async def mirror_down(
                         tg.create_task(fetch(d, final))
             if len(shares) > 1:
                 summary.details["processes"] = len(shares)
-            _local_only(summary, dest, rtree, ltree, delete)
+            await asyncio.to_thread(_local_only, summary, dest, rtree, ltree, delete)
     except* CONNECTION_LOST as group:
         raise connection_lost(profile, group.exceptions[0]) from None
     except* (RemoteError, LocalIOError, UsageError) as group:
@@ -218,6 +217,17 @@ def split_work(items: list[tuple[str, int]], processes: int) -> list[list[str]]:
         shares[i].append(rel)
         loads[i] += size + FILE_COST
     return shares
+
+
+def _resolve_local(dest: Path, rels: list[str]) -> dict[str, Path | str]:
+    """Blocking: each file's local path, or why it may not be written (see names.py)."""
+    out: dict[str, Path | str] = {}
+    for rel in rels:
+        try:
+            out[rel] = local_path(dest, rel)
+        except UnsafeNameError as exc:
+            out[rel] = str(exc)
+    return out
 
 
 def _write_sidecar(final: Path, md5: str) -> None:
