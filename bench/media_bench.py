@@ -219,6 +219,34 @@ def render(rows: list[Row]) -> list[str]:
     return out
 
 
+def targets(rows: list[Row]) -> list[str]:
+    """Issue 4's targets, each with the measured figure and whether it was met."""
+    by = {row.scenario: row for row in rows}
+    out: list[str] = []
+
+    def check(label: str, value: float | None, ok: Callable[[float], bool], unit: str) -> None:
+        if value is None:
+            return
+        out.append(f"  {'met   ' if ok(value) else 'MISSED'} {label}: {value:.2f}{unit}")
+
+    if big := by.get("big download"):
+        check("big download >= 1.3x faster than rsync -a", big.ratio("rsync -a", "ours"),
+              lambda v: v >= 1.3, "x")  # fmt: skip
+        check("big download within 1.25x of sftp", big.ratio("ours", "sftp"),
+              lambda v: v <= 1.25, "x")  # fmt: skip
+    if small := by.get("small download"):
+        check("small download within 1.5x of rsync -a", small.ratio("ours", "rsync -a"),
+              lambda v: v <= 1.5, "x")  # fmt: skip
+    if same := by.get("small download, no change"):
+        check("no-change re-run <= 1 s", same.seconds.get("ours"), lambda v: v <= 1.0, " s")
+        check("no-change re-run >= 4x faster than old rsync", same.ratio("old rsync", "ours"),
+              lambda v: v >= 4, "x")  # fmt: skip
+    for name in ("big upload, no change", "small upload, no change"):
+        if row := by.get(name):
+            check(f"{name} <= 2 s", row.seconds.get("ours"), lambda v: v <= 2.0, " s")
+    return out
+
+
 def run_media_bench(
     *, quick: bool = False, tools: list[str] | None = None, limits: Limits | None = None,
     workdir: Path | None = None, repeat: int = 1,
@@ -251,14 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=Limits().sftp_connections)
     parser.add_argument("--max-requests", type=int, default=Limits().sftp_max_requests)
     parser.add_argument("--block-size", type=int, default=Limits().sftp_block_size)
+    parser.add_argument("--processes", type=int, default=Limits().sftp_processes)
     args = parser.parse_args(argv)
     limits = Limits(
         sftp_transfers=args.transfers,
         sftp_connections=args.connections,
         sftp_max_requests=args.max_requests,
         sftp_block_size=args.block_size,
+        sftp_processes=args.processes,
     )
-    print(f"settings: {limits.sftp_connections} connection(s), {limits.sftp_transfers} files "
+    print(f"settings: {limits.sftp_processes} process(es) x {limits.sftp_connections} "
+          f"connection(s), {limits.sftp_transfers} files "
           f"in flight, max_requests {limits.sftp_max_requests}, block "
           f"{limits.sftp_block_size or 'server max'}; cipher {CIPHER}, no compression")  # fmt: skip
     rows = run_media_bench(
@@ -267,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     print()
     for line in render(rows):
+        print(line)
+    print("\ntargets (issue 4):")
+    for line in targets(rows):
         print(line)
     return 0
 
