@@ -712,3 +712,32 @@ def test_missing_file_errors_match(ssh_target: Target) -> None:
         return errors
 
     assert run(probe()) == [asyncssh.SFTPNoSuchFile] * 3
+
+
+def test_parallel_transfers_over_several_connections(ssh_target: Target, tmp_path: Path) -> None:
+    """What the media pool does: a few connections, several files in flight on each."""
+    folder = ssh_target.media_root / "parallel"
+    folder.mkdir(exist_ok=True)
+    blobs = {f"f{i}.mp4": os.urandom(512 * 1024 + i) for i in range(12)}
+    for name, data in blobs.items():
+        (folder / name).write_bytes(data)
+
+    async def fetch_all() -> None:
+        async def one_connection(names: list[str]) -> None:
+            async with (
+                ssh_target.connect() as conn,
+                conn.start_sftp_client() as sftp,
+                asyncio.TaskGroup() as group,
+            ):
+                for name in names:
+                    remote = f"{ssh_target.media_dir}/parallel/{name}"
+                    group.create_task(sftp.get(remote, str(tmp_path / name), sparse=False))
+
+        names = sorted(blobs)
+        async with asyncio.TaskGroup() as group:
+            for k in range(3):
+                group.create_task(one_connection(names[k::3]))
+
+    run(fetch_all())
+    for name, data in blobs.items():
+        assert (tmp_path / name).read_bytes() == data
