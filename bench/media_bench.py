@@ -141,6 +141,9 @@ class Bench:
     def rsync_a(self, src: str, dest: str) -> None:
         _run(["rsync", "-a", "-e", self.ssh, src, dest])
 
+    def rsync_fsync(self, src: str, dest: str) -> None:
+        _run(["rsync", "-a", "--fsync", "-e", self.ssh, src, dest])
+
     def rsync_old(self, src: str, dest: str) -> None:
         _run(["rsync", "--delete", "-vre", self.ssh, src, dest])
 
@@ -166,7 +169,11 @@ class Bench:
                 ("download", self.sftp, (f"get -r {served} {local}\n",)),
                 ("upload", self.sftp, (f"put -r {local} {up}\n",)),
             ]
-        rsync = {"rsync -a": self.rsync_a, "old rsync": self.rsync_old}[tool]
+        rsync = {
+            "rsync -a": self.rsync_a,
+            "rsync fsync": self.rsync_fsync,
+            "old rsync": self.rsync_old,
+        }[tool]
         here, there = f"{local}/", f"{self.remote}:{up}/"
         served_r = f"{self.remote}:{served}/"
         return [
@@ -203,16 +210,21 @@ class Bench:
 
 
 def render(rows: list[Row]) -> list[str]:
-    tools = ["ours", "rsync -a", "sftp", "old rsync"]
-    head = f"{'scenario':28}" + "".join(f"{t:>11}" for t in tools)
-    head += f"{'rsync/ours':>12}{'ours/sftp':>11}{'old/ours':>10}"
+    tools = ["ours", "rsync -a", "sftp", "old rsync", "rsync fsync"]
+    head = f"{'scenario':28}" + "".join(f"{t:>12}" for t in tools)
+    head += f"{'rsync/ours':>12}{'ours/sftp':>11}{'old/ours':>10}{'fsync/ours':>12}"
     out = [head, "-" * len(head)]
     for row in rows:
         line = f"{row.scenario:28}"
         for t in tools:
             v = row.seconds.get(t)
-            line += f"{v:>10.2f}s" if v is not None else f"{'-':>11}"
-        for a, b, w in (("rsync -a", "ours", 12), ("ours", "sftp", 11), ("old rsync", "ours", 10)):
+            line += f"{v:>11.2f}s" if v is not None else f"{'-':>12}"
+        for a, b, w in (
+            ("rsync -a", "ours", 12),
+            ("ours", "sftp", 11),
+            ("old rsync", "ours", 10),
+            ("rsync fsync", "ours", 12),
+        ):
             ratio = row.ratio(a, b)
             line += f"{ratio:>{w - 1}.2f}x" if ratio is not None else f"{'-':>{w}}"
         out.append(line)
@@ -252,7 +264,7 @@ def run_media_bench(
     workdir: Path | None = None, repeat: int = 1,
 ) -> list[Row]:  # fmt: skip
     """Start sshd, run every data set and tool, stop sshd; return the rows."""
-    tools = tools or ["ours", "rsync -a", "sftp", "old rsync"]
+    tools = tools or ["ours", "rsync -a", "sftp", "old rsync", "rsync fsync"]
     limits = limits or Limits()
     with tempfile.TemporaryDirectory(prefix="media-bench-", dir=workdir) as tmp:
         work = Path(tmp)
@@ -271,8 +283,9 @@ def run_media_bench(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data sets")
-    parser.add_argument("--tools", default="ours,rsync -a,sftp,old rsync",
-                        help="comma-separated: ours, rsync -a, sftp, old rsync")  # fmt: skip
+    parser.add_argument("--tools", default="ours,rsync -a,sftp,old rsync,rsync fsync",
+                        help="comma-separated: ours, rsync -a, sftp, old rsync, rsync fsync "
+                        "(rsync -a --fsync: durable like ours)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the best time counts")
     parser.add_argument("--workdir", type=Path, default=None, help="where the data goes")
     parser.add_argument("--transfers", type=int, default=Limits().sftp_transfers)
