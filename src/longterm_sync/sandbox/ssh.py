@@ -284,7 +284,7 @@ class _Commands:
         self.home = home.resolve()
         self.base = media_base.resolve()
 
-    def resolve(self, arg: str, *, strict_inside: bool = False) -> Path:
+    def resolve(self, arg: str) -> Path:
         """Map a path as a shell in the home would see it; refuse one outside the media folder.
 
         An absolute path is read inside the home (the chroot the SFTP side shows). Symlinks
@@ -293,8 +293,7 @@ class _Commands:
         if not arg:
             raise Refused("empty path")
         real = (self.home / arg.lstrip("/")).resolve()
-        inside = self.base in real.parents or (real == self.base and not strict_inside)
-        if not inside:
+        if real != self.base and self.base not in real.parents:
             raise Refused(f"path {arg!r} is outside the media folder")
         return real
 
