@@ -156,3 +156,38 @@ def test_local_disk_full_is_one_line_and_leaves_nothing(
     assert proc.stdout.count("\n") == 1 and "disk full" in proc.stdout
     assert "Traceback" not in proc.stderr
     assert final_files(dest) == {} and partials(dest) == []
+
+
+def test_account_without_md5sum_falls_back_to_size_and_full_reads_back(
+    openssh_factory: Callable[..., SshdInfo], tmp_path: Path
+) -> None:
+    """An account that cannot run md5sum (here: no PATH to find it in; the shell's
+    builtins still work): uploads are verified by size (said in a warning), or by reading
+    them back with --verify=full."""
+    info = openssh_factory(extra_config="SetEnv PATH=/nonexistent\n")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.mp4").write_bytes(os.urandom(300_000))
+    prof = endpoint_profile(info)
+    by_size = asyncio.run(push_up(prof, LIMITS, src))
+    assert by_size.counts["uploaded"] == 1 and not by_size.failures
+    assert any("no md5sum command" in w for w in by_size.warnings)
+    (src / "b.mp4").write_bytes(os.urandom(200_000))
+    full = asyncio.run(push_up(prof, LIMITS, src, verify="full"))
+    assert full.counts["uploaded"] == 1 and not full.failures and not full.warnings
+    assert_verified(info.media_root)
+
+
+def test_upload_replaces_a_server_copy_without_sidecar(
+    openssh_server: SshdInfo, tmp_path: Path
+) -> None:
+    media = openssh_server.media_root / "nosidecar"
+    publish(media, "a.mp4", b"old", sidecar=None)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.mp4").write_bytes(b"new")
+    summary = asyncio.run(push_up(endpoint_profile(openssh_server, media_dir=str(media)),
+                                  LIMITS, src))  # fmt: skip
+    assert summary.counts["uploaded"] == 1
+    assert (media / "a.mp4").read_bytes() == b"new"
+    assert_verified(media)

@@ -318,11 +318,7 @@ class SftpPool:
             return None
         except CONNECTION_LOST as exc:
             raise connection_lost(self.profile, exc) from exc
-        stdout, stderr = str(result.stdout or ""), str(result.stderr or "")
-        refused = result.exit_status in (126, 127) or (result.exit_status != 0 and not stdout)
-        if refused and self.exec_available is None:
-            self._no_exec(f"md5sum exited with {result.exit_status}: {stderr.strip()[:120]}")
-            return None
+        stdout, stderr = _text(result.stdout), _text(result.stderr)
         found: dict[str, str | FileFailed] = {}
         for line in stdout.splitlines():
             escaped = line.startswith("\\")
@@ -331,6 +327,11 @@ class SftpPool:
                 name = name.replace("\\n", "\n").replace("\\\\", "\\")
             if len(digest) == 32:
                 found[name] = digest.lower()
+        if not found and self.exec_available is None:
+            # Refused (126/127), a forced command (sftp-only account), no md5sum at all:
+            # nothing usable came back, so this account cannot verify by md5sum.
+            self._no_exec(f"md5sum exited with {result.exit_status}: {stderr.strip()[:120]}")
+            return None
         if found:
             self.exec_available = True
         why = stderr.strip().splitlines()[-1][:200] if stderr.strip() else "no output"
@@ -346,6 +347,12 @@ class SftpPool:
                 why,
             )
         self.exec_available = False
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return str(data or "")
 
 
 def sftp_error_text(exc: BaseException) -> str:

@@ -40,6 +40,9 @@ from .sftp import CONNECTION_LOST, FileFailed, SftpPool, connection_lost, sftp_e
 
 log = logging.getLogger("longterm_sync.media.transfer")
 
+EARLY_SYNC = 64 << 20
+"""A large download is flushed to disk every this many bytes while it streams, so the fsync
+before its rename does not wait for the whole file to reach the disk at the end."""
 THREAD_MIN_SIZE = 4 << 20  # smaller files are written and hashed in one to_thread call
 READ_AHEAD = 1 << 20  # local bytes read (and hashed) per thread hop when uploading
 
@@ -111,11 +114,17 @@ class _Sink:
             self._fh = self._open()
         except OSError as exc:
             self.error = exc
+        unsynced = 0
         while (item := self._queue.get()) is not None:
             if self._fh is not None and self.error is None:
                 try:
                     self._fh.write(item)
                     self._hash.update(item)
+                    unsynced += len(item)
+                    if unsynced >= EARLY_SYNC:
+                        self._fh.flush()
+                        os.fdatasync(self._fh.fileno())
+                        unsynced = 0
                 except OSError as exc:
                     self.error = exc
 
