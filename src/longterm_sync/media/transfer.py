@@ -43,6 +43,9 @@ log = logging.getLogger("longterm_sync.media.transfer")
 EARLY_SYNC = 64 << 20
 """A large download is flushed to disk every this many bytes while it streams, so the fsync
 before its rename does not wait for the whole file to reach the disk at the end."""
+SINK_BACKLOG = 32 << 20
+"""Bytes of one download allowed to wait for the disk before reading pauses (memory bound:
+this times the files in flight)."""
 THREAD_MIN_SIZE = 4 << 20  # smaller files are written and hashed in one to_thread call
 READ_AHEAD = 1 << 20  # local bytes read (and hashed) per thread hop when uploading
 
@@ -87,6 +90,8 @@ class _Sink:
         self._hash = hashlib.md5()
         self._fh: BinaryIO | None = None
         self._thread: threading.Thread | None = None
+        self._backlog = 0  # bytes queued, not yet written (threaded mode)
+        self._drained = threading.Condition()
 
     def start(self) -> None:
         if self.threaded:
@@ -127,12 +132,27 @@ class _Sink:
                         unsynced = 0
                 except OSError as exc:
                     self.error = exc
+            with self._drained:
+                self._backlog -= len(item)
+                self._drained.notify_all()
 
     def put(self, data: bytes) -> None:
         if self.threaded:
+            with self._drained:
+                self._backlog += len(data)
             self._queue.put(data)
         else:
             self._chunks.append(data)
+
+    def _wait_below(self, limit: int) -> None:
+        with self._drained:
+            self._drained.wait_for(lambda: self._backlog <= limit or self.error is not None)
+
+    async def drain(self) -> None:
+        """Backpressure: when the disk is slower than the network, stop reading until the
+        writer has caught up, instead of buffering the file in memory."""
+        if self.threaded and self._backlog > SINK_BACKLOG:
+            await asyncio.to_thread(self._wait_below, SINK_BACKLOG // 2)
 
     def _join(self) -> None:
         if self._thread is not None:
@@ -207,6 +227,7 @@ async def _pipelined_read(
             offset, want, fut = window.popleft()
             data = await fut
             got = 0
+            await sink.drain()
             while True:
                 sink.put(data)
                 progress.advance(len(data))
