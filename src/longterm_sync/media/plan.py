@@ -69,22 +69,14 @@ async def decide_download(
             )
         async with sem:
             mine = await local_md5(local_root, have, cache)
-            if remote_unchanged(cache.remote_state(rel), video, sidecar, mine):
-                return Decision(
-                    rel, SKIP, "unchanged (size, mtime, md5 as last verified)", video.size, mine
-                )
-            try:
-                theirs = await remote.read_sidecar(rel)
-            except FileFailed as exc:
-                return Decision(rel, FAIL, str(exc), video.size)
-        if theirs is None:
-            return Decision(rel, FAIL, "its .md5sum vanished from the server", video.size)
-        if theirs != mine:
+        verdict, detail = await _sidecar_verdict(remote, video, sidecar, mine, cache, sem)
+        if verdict in (UNCHANGED, MATCHES):
+            return Decision(rel, SKIP, verdict, video.size, mine)
+        if verdict == DIFFERS:
             return Decision(
-                rel, TRANSFER, f"md5 differs (local {mine}, server {theirs})", video.size, theirs
+                rel, TRANSFER, f"md5 differs (local {mine}, server {detail})", video.size, detail
             )
-        cache.set_remote(rel, video, sidecar, mine)
-        return Decision(rel, SKIP, "md5 matches", video.size, mine)
+        return Decision(rel, FAIL, detail, video.size)
 
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(one(v)) for v in sorted(rtree.files.values(), key=_order)]
@@ -127,25 +119,50 @@ async def decide_upload(
             return Decision(
                 rel, TRANSFER, "no .md5sum beside it on the server", mine_info.size, mine
             )
-        if remote_unchanged(cache.remote_state(rel), theirs_info, sidecar, mine):
-            return Decision(
-                rel, SKIP, "unchanged (size, mtime, md5 as last verified)", mine_info.size, mine
-            )
-        async with sem:
-            try:
-                theirs = await remote.read_sidecar(rel)
-            except FileFailed as exc:
-                return Decision(rel, TRANSFER, f"{exc}; sending it again", mine_info.size, mine)
-        if theirs != mine:
-            return Decision(
-                rel, TRANSFER, f"md5 differs (local {mine}, server {theirs})", mine_info.size, mine
-            )
-        cache.set_remote(rel, theirs_info, sidecar, mine)
-        return Decision(rel, SKIP, "md5 matches", mine_info.size, mine)
+        verdict, detail = await _sidecar_verdict(remote, theirs_info, sidecar, mine, cache, sem)
+        if verdict in (UNCHANGED, MATCHES):
+            return Decision(rel, SKIP, verdict, mine_info.size, mine)
+        if verdict == DIFFERS:
+            detail = f"md5 differs (local {mine}, server {detail})"
+        else:
+            detail = f"{detail}; sending it again"
+        return Decision(rel, TRANSFER, detail, mine_info.size, mine)
 
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(one(v)) for v in sorted(ltree.files.values(), key=_order)]
     return [_log(t.result()) for t in tasks]
+
+
+UNCHANGED = "unchanged (size, mtime, md5 as last verified)"
+MATCHES = "md5 matches"
+DIFFERS = "md5 differs"
+
+
+async def _sidecar_verdict(
+    remote: Remote,
+    video: FileInfo,
+    sidecar: FileInfo,
+    mine: str,
+    cache: Md5Cache,
+    sem: asyncio.Semaphore,
+) -> tuple[str, str]:
+    """The md5 rung of the ladder, shared by both directions.
+
+    Returns (UNCHANGED | MATCHES, mine), (DIFFERS, the server's md5) or ("", why the
+    sidecar could not be used). The sidecar is read only when the cache cannot vouch."""
+    if remote_unchanged(cache.remote_state(video.rel), video, sidecar, mine):
+        return UNCHANGED, mine
+    async with sem:
+        try:
+            theirs = await remote.read_sidecar(video.rel)
+        except FileFailed as exc:
+            return "", str(exc)
+    if theirs is None:
+        return "", "its .md5sum vanished from the server"
+    if theirs != mine:
+        return DIFFERS, theirs
+    cache.set_remote(video.rel, video, sidecar, mine)
+    return MATCHES, mine
 
 
 def _order(info: FileInfo) -> str:
