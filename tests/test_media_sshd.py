@@ -191,3 +191,27 @@ def test_upload_replaces_a_server_copy_without_sidecar(
     assert summary.counts["uploaded"] == 1
     assert (media / "a.mp4").read_bytes() == b"new"
     assert_verified(media)
+
+
+def test_sshd_killed_while_two_processes_share_the_download(
+    openssh_factory: Callable[..., SshdInfo], tmp_path: Path
+) -> None:
+    """Both the parent and its helper process lose their connections: one-line error,
+    no final name for an unverified file, and the re-run resumes and completes."""
+    info = openssh_factory()
+    videos = {f"v{i}.mp4": os.urandom(48 * MB) for i in range(3)}
+    for rel, data in videos.items():
+        publish(info.media_root, rel, data)
+    dest = tmp_path / "dest"
+    prof = endpoint_profile(info)
+    killer = _KillAt(info, 40 * MB)
+    with pytest.raises(ConnectError, match="lost"):
+        asyncio.run(mirror_down(prof, LIMITS, dest, reporter=killer))
+    assert killer.killed >= 2  # the parent's session and the helper's
+    for rel in videos:
+        assert not (dest / rel).exists() or (dest / rel).read_bytes() == videos[rel]
+    again = asyncio.run(mirror_down(prof, LIMITS, dest))
+    assert again.details.get("processes") in (None, 2)
+    assert not again.failures
+    assert {rel: (dest / rel).read_bytes() for rel in videos} == videos
+    assert partials(dest) == []
