@@ -127,6 +127,9 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
     for noisy in ("asyncssh", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
+    # After a lost SSH connection the transport warns once per late write ("socket.send()
+    # raised exception."): noise after the one-line error. Its real errors still show.
+    logging.getLogger("asyncio").setLevel(logging.ERROR if verbose < 2 else logging.DEBUG)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .names import is_internal
+from .names import is_internal, partial_of
 from .remote import Tree
 
 HASH_CHUNK = 1 << 20
@@ -24,6 +24,10 @@ def walk_local(root: Path) -> Tree:
         with os.scandir(path) as it:
             for entry in it:
                 if is_internal(entry.name):
+                    video = partial_of(entry.name)
+                    if video and entry.is_file(follow_symlinks=False):
+                        rel = f"{rel_dir}/{video}" if rel_dir else video
+                        tree.partials[rel] = entry.stat(follow_symlinks=False).st_size
                     continue
                 rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
                 if entry.is_dir(follow_symlinks=False):

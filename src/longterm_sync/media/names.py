@@ -62,6 +62,13 @@ def partial_name(name: str) -> str:
     return f"{PARTIAL_PREFIX}{name}{PARTIAL_SUFFIX}"
 
 
+def partial_of(name: str) -> str | None:
+    """The name whose partial ``name`` is, or None when it is not one."""
+    if name.startswith(PARTIAL_PREFIX) and name.endswith(PARTIAL_SUFFIX):
+        return name[len(PARTIAL_PREFIX) : -len(PARTIAL_SUFFIX)] or None
+    return None
+
+
 def is_internal(name: str) -> bool:
     """Entries the engine never treats as videos: hidden files, partials, our cache."""
     return name.startswith(".")

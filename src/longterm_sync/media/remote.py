@@ -42,6 +42,7 @@ class Tree:
     sidecars: dict[str, FileInfo] = field(default_factory=dict)  # keyed by the video's rel
     refused: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
     dirs: set[str] = field(default_factory=set)
+    partials: dict[str, int] = field(default_factory=dict)  # local only: rel -> bytes
 
     def add(self, rel: str, size: int, mtime: int, mtime_ns: int = 0) -> None:
         info = FileInfo(rel, size, mtime, mtime_ns)

@@ -161,6 +161,7 @@ async def mirror_down(
                             remote.read_sidecar(d.rel),
                             final,
                             progress,
+                            ltree.partials.get(d.rel, 0),
                         )
                     except FileFailed as exc:
                         failed(d.rel, str(exc))
@@ -175,7 +176,10 @@ async def mirror_down(
             async with asyncio.TaskGroup() as tg:
                 for share in shares[1:]:
                     files = [rtree.files[rel] for rel in share]
-                    tg.create_task(run_worker(profile, limits, dest, files, on_worker_event))
+                    partials = {rel: ltree.partials.get(rel, 0) for rel in share}
+                    tg.create_task(
+                        run_worker(profile, limits, dest, files, partials, on_worker_event)
+                    )
                 for d, final in todo:
                     if d.rel in mine_now:
                         tg.create_task(fetch(d, final))

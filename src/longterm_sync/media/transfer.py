@@ -256,15 +256,21 @@ async def _fetch(
     expected: Callable[[], Awaitable[str]],
     progress: Progress,
     resume: bool,
+    partial_size: int | None,
 ) -> Landed:
-    """Download into ``partial``, then verify against ``expected`` and install."""
+    """Download into ``partial``, then verify against ``expected`` and install.
+
+    ``partial_size``: the partial file's size if the caller listed it (0: none), None to
+    look here (one more thread hop per file)."""
     offset = 0
     if resume:
-        with contextlib.suppress(OSError):
-            have = (await asyncio.to_thread(partial.stat)).st_size
-            if 0 < have <= video.size:
-                offset = have
-                log.info("resuming %s at %d of %d bytes", rpath, have, video.size)
+        have = partial_size
+        if have is None:
+            with contextlib.suppress(OSError):
+                have = (await asyncio.to_thread(partial.stat)).st_size
+        if have and 0 < have <= video.size:
+            offset = have
+            log.info("resuming %s at %d of %d bytes", rpath, have, video.size)
     sink = _Sink(partial, offset, threaded=video.size - offset >= THREAD_MIN_SIZE)
     sink.start()
     progress.advance(offset)
@@ -299,6 +305,7 @@ async def download(
     expected: Awaitable[str | None],
     final: Path,
     progress: Progress,
+    partial_size: int | None = None,
 ) -> Landed:
     """Fetch one verified file to ``final`` (and its ``.md5sum`` beside it).
 
@@ -320,7 +327,7 @@ async def download(
         for attempt in (1, 2):
             try:
                 landed = await _fetch(
-                    pool, rpath, video, partial, final, want, progress, attempt == 1
+                    pool, rpath, video, partial, final, want, progress, attempt == 1, partial_size
                 )
             except CONNECTION_LOST as exc:
                 raise connection_lost(pool.profile, exc) from exc
@@ -348,7 +355,8 @@ async def download(
     finally:
         if not sidecar.done():
             sidecar.cancel()
-            await asyncio.gather(sidecar, return_exceptions=True)
+        # Always collect it: an unretrieved error would be logged by asyncio on stderr.
+        await asyncio.gather(sidecar, return_exceptions=True)
     raise FileFailed(
         f"corrupted on transfer: md5 differs (server sidecar {sidecar.result()}, received "
         f"{landed.md5}) twice; the local copy was left as it was"

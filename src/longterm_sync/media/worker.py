@@ -41,7 +41,11 @@ Event = dict[str, Any]
 
 
 def job_bytes(
-    profile: ServerProfile, limits: Limits, dest: Path, files: Sequence[FileInfo]
+    profile: ServerProfile,
+    limits: Limits,
+    dest: Path,
+    files: Sequence[FileInfo],
+    partials: dict[str, int],
 ) -> bytes:
     """What a worker reads on stdin. The profile goes without its token."""
     return orjson.dumps(
@@ -59,7 +63,7 @@ def job_bytes(
             },
             "limits": asdict(limits),
             "dest": str(dest),
-            "files": [[f.rel, f.size, f.mtime] for f in files],
+            "files": [[f.rel, f.size, f.mtime, partials.get(f.rel, 0)] for f in files],
         }
     )
 
@@ -69,6 +73,7 @@ async def run_worker(
     limits: Limits,
     dest: Path,
     files: Sequence[FileInfo],
+    partials: dict[str, int],
     on_event: Callable[[Event], None],
 ) -> None:
     """Start one worker process for ``files`` and feed its events to ``on_event``.
@@ -86,7 +91,7 @@ async def run_worker(
     assert proc.stdin is not None and proc.stdout is not None
     fatal: LongtermError | None = None
     try:
-        proc.stdin.write(job_bytes(profile, limits, dest, files))
+        proc.stdin.write(job_bytes(profile, limits, dest, files, partials))
         await proc.stdin.drain()
         proc.stdin.close()
         while line := await proc.stdout.readline():
@@ -149,7 +154,8 @@ async def _serve(job: dict[str, Any]) -> None:
     dest = Path(job["dest"])
     relay = _RelayProgress()
     progress = Progress(relay)
-    files = [FileInfo(rel, int(size), int(mtime)) for rel, size, mtime in job["files"]]
+    files = [FileInfo(rel, int(size), int(mtime)) for rel, size, mtime, _ in job["files"]]
+    partials = {rel: int(partial) for rel, _, _, partial in job["files"]}
     try:
         async with SftpPool(profile, limits) as pool:
             remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
@@ -163,6 +169,7 @@ async def _serve(job: dict[str, Any]) -> None:
                         remote.read_sidecar(video.rel),
                         local_path(dest, video.rel),
                         progress,
+                        partials.get(video.rel, 0),
                     )
                 except FileFailed as exc:
                     _emit({"failed": video.rel, "reason": str(exc)})
