@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,17 @@ async def local_md5(root: Path, info: FileInfo, cache: Md5Cache) -> str:
     return md5
 
 
-def _log(d: Decision) -> Decision:
-    level = logging.DEBUG if d.action == SKIP else logging.INFO
-    log.log(level, "%s %s: %s", d.action, d.rel, d.reason)
-    return d
+def _logged(decisions: list[Decision], direction: str) -> list[Decision]:
+    """Each decision with its reason at debug level (-vv), and one line of totals by
+    reason at info level, so that 2000 files do not mean 2000 lines by default."""
+    totals: Counter[str] = Counter()
+    for d in decisions:
+        log.debug("%s %s: %s", d.action, d.rel, d.reason)
+        totals[f"{d.action}: {d.reason.split(' (')[0]}"] += 1
+    if totals:
+        parts = ", ".join(f"{n} {what}" for what, n in sorted(totals.items()))
+        log.info("%s plan: %s", direction, parts)
+    return decisions
 
 
 async def decide_download(
@@ -80,7 +88,7 @@ async def decide_download(
 
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(one(v)) for v in sorted(rtree.files.values(), key=_order)]
-    return [_log(t.result()) for t in tasks]
+    return _logged([t.result() for t in tasks], "download")
 
 
 async def decide_upload(
@@ -130,7 +138,7 @@ async def decide_upload(
 
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(one(v)) for v in sorted(ltree.files.values(), key=_order)]
-    return [_log(t.result()) for t in tasks]
+    return _logged([t.result() for t in tasks], "upload")
 
 
 UNCHANGED = "unchanged (size, mtime, md5 as last verified)"
