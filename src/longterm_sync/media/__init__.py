@@ -2,7 +2,9 @@
 
 Layers, bottom up: :mod:`.sftp` (connections, host keys, errors), :mod:`.remote` and
 :mod:`.local` (the two trees), :mod:`.plan` (the decision ladder), :mod:`.transfer`
-(verified single-file get/put) and :mod:`.sync` (the jobs other modules call).
+(verified single-file get/put), :mod:`.worker` (helper processes sharing a download) and
+:mod:`.sync` (the jobs other modules call: ``mirror_down``, ``push_up``,
+``list_remote_videos``).
 """
 
 from __future__ import annotations
