@@ -28,6 +28,7 @@ class Summary:
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    parts: list[Summary] = field(default_factory=list)  # sub-jobs of a composite job
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -35,22 +36,39 @@ class Summary:
     def fail(self, item: str, reason: str) -> None:
         self.failures.append(Failure(item, " ".join(str(reason).split())))
 
+    def absorb(self, other: Summary, prefix: str = "") -> None:
+        """Fold a sub-job's outcome into this one, its counts prefixed (one flat summary)."""
+        for key, value in other.counts.items():
+            self.count(prefix + key, value)
+        self.bytes += other.bytes
+        self.elapsed_s += other.elapsed_s
+        self.files.extend(other.files)
+        self.failures.extend(other.failures)
+        self.warnings.extend(other.warnings)
+        self.details.update(other.details)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and all(part.ok for part in self.parts)
+
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.PARTIAL if self.failures else ExitCode.OK
+        return ExitCode.OK if self.ok else ExitCode.PARTIAL
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["ok"] = not self.failures
+        data["parts"] = [part.to_dict() for part in self.parts]
+        data["ok"] = self.ok
         data["exit_code"] = int(self.exit_code)
         return data
 
     def lines(self) -> list[str]:
-        """Human-readable summary, a few lines, failures listed last."""
+        """Human-readable summary, a few lines, failures listed last; sub-jobs first."""
+        out = [line for part in self.parts for line in part.lines()]
         mb = self.bytes / 1_000_000
         parts = [f"{v} {k}" for k, v in self.counts.items()]
         head = f"{self.command}: " + (", ".join(parts) if parts else "nothing to do")
-        out = [f"{head}; {mb:.1f} MB in {self.elapsed_s:.1f} s"]
+        out.append(f"{head}; {mb:.1f} MB in {self.elapsed_s:.1f} s")
         out.extend(f"warning: {w}" for w in self.warnings)
         if self.failures:
             out.append(f"{len(self.failures)} failed:")

@@ -126,13 +126,5 @@ def merge_summaries(summaries: list[Summary]) -> Summary:
     """One summary for the JSON and video parts (counts of the video part prefixed)."""
     merged = Summary(command=NAME)
     for part in summaries:
-        prefix = "" if part.command == NAME else f"{part.command} "
-        for key, value in part.counts.items():
-            merged.count(prefix + key, value)
-        merged.bytes += part.bytes
-        merged.elapsed_s += part.elapsed_s
-        merged.files.extend(part.files)
-        merged.failures.extend(part.failures)
-        merged.warnings.extend(part.warnings)
-        merged.details.update(part.details)
+        merged.absorb(part, "" if part.command == NAME else f"{part.command} ")
     return merged

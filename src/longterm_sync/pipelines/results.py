@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,14 +52,13 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from ..api import FEEDBACK_COMMENTS, WATCH_RESULTS, PlatformClient
-from ..atomic import local_io_error
 from ..config import Limits, ServerProfile
 from ..errors import ProtocolError, TransientError
 from ..jsonstream import AsyncArrayFile, encode_item
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..windows import Window, participant_windows
-from .fanout import first_error, resolve_into
+from .fanout import check_output_dir, first_error, resolve_into
 
 log = logging.getLogger("longterm_sync.results")
 
@@ -300,17 +297,6 @@ class ScheduleMemo:
             await self.schedules(todo)
 
 
-def probe_output_dir(folder: Path) -> None:
-    """Fail before any request when the output folder cannot take files (exit 4)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".longterm-probe-", dir=folder)
-        os.close(fd)
-        Path(name).unlink()
-    except OSError as exc:
-        raise local_io_error(exc, folder) from None
-
-
 class ResultsRun:
     """One download-results run; state shared by the workers."""
 
@@ -495,7 +481,7 @@ async def run_download_results(
         raise ValueError(f"unknown mode {options.mode!r}")
     summary = Summary(command="download-results")
     started = time.monotonic()
-    await asyncio.to_thread(probe_output_dir, options.output_dir)
+    await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
         memo = ScheduleMemo(client)
         participants = await resolve_into(options.selection, memo, summary)

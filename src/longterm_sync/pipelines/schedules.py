@@ -32,8 +32,8 @@ from ..config import Limits, ServerProfile
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
-from .fanout import resolve_into
-from .results import ScheduleMemo, probe_output_dir
+from .fanout import check_output_dir, resolve_into
+from .results import ScheduleMemo
 
 log = logging.getLogger("longterm_sync.schedules")
 
@@ -108,7 +108,7 @@ async def run_download_schedule(
     """Write one schedule file per selected participant; missing ones fail alone."""
     summary = Summary(command="download-schedule")
     started = time.monotonic()
-    await asyncio.to_thread(probe_output_dir, options.output_dir)
+    await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
         memo = ScheduleMemo(client)
         participants = await resolve_into(options.selection, memo, summary)
