@@ -81,6 +81,7 @@ def test_lookup_order_env_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         ("[limits]\nrest_concurency = 3\n", "unknown setting [limits] rest_concurency"),
         ("[limits]\nrest_concurrency = 0\n", "must be positive"),
         ("[limits]\nsftp_transfers = 'four'\n", "must be a number"),
+        ("[limits]\nsftp_block_size = 262144\n", "more than OpenSSH's sftp-server accepts"),
         ('[servers.dev]\nurl = "ftp://x"\n', "is not an http(s) URL"),
         ('[servers.dev]\nurll = "https://x"\n', "unknown key(s) urll"),
         ('[servers.dev]\nurl = "https://x"\ntimezone = "Mars/Base"\n', "unknown timezone"),

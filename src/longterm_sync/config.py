@@ -38,6 +38,9 @@ def mask_token(token: str | None) -> str:
     return f"{token[:4]}...{token[-4:]}"
 
 
+MAX_SFTP_BLOCK = 261120  # the largest read or write OpenSSH's sftp-server accepts
+
+
 @dataclass(frozen=True, kw_only=True)
 class Limits:
     """Every concurrency and retry limit, with what raising it costs.
@@ -80,7 +83,8 @@ class Limits:
 
     sftp_block_size: int = 0
     """SFTP read/write block size in bytes; 0 keeps asyncssh's default (OpenSSH's maximum
-    read, 261120 bytes). A flat 256 KiB splits every request and was measured slower."""
+    read, 261120 bytes). A flat 256 KiB splits every request and was measured slower; more
+    than 261120 makes OpenSSH's sftp-server drop uploads, so it is refused."""
 
     sftp_max_requests: int = 128
     """Parallel SFTP requests per file transfer (pipelining depth)."""
@@ -100,6 +104,12 @@ class Limits:
             value = getattr(self, f.name)
             if value < 0 or (value == 0 and f.name not in {"sftp_block_size", "retries"}):
                 raise ConfigError(f"[limits] {f.name} must be positive, got {value}")
+        if self.sftp_block_size > MAX_SFTP_BLOCK:
+            raise ConfigError(
+                f"[limits] sftp_block_size {self.sftp_block_size} is more than OpenSSH's "
+                f"sftp-server accepts ({MAX_SFTP_BLOCK})",
+                hint="leave it at 0 (asyncssh's default) or pick a smaller value",
+            )
         return self
 
     @classmethod
