@@ -76,4 +76,4 @@ def test_script_shim_spells_the_flags_with_equals(tmp_path: Path) -> None:
         script="user_feedback",
     )
     assert result.code == 2
-    assert result.one_line_error().startswith("user_feedback.py user_feedback: error: --user_time")
+    assert result.one_line_error().startswith("user_feedback.py: error: --user_time")
