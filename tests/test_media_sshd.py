@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -64,8 +65,6 @@ def test_unknown_host_key_on_real_sshd(openssh_server: SshdInfo, tmp_path: Path)
 def _no_stray_asyncio_errors(caplog: pytest.LogCaptureFixture) -> None:
     """asyncio logs unretrieved task errors on stderr: that would break the one-line rule.
     (Its warnings about writes to a dead socket are silenced by the CLI's logging setup.)"""
-    import gc
-
     gc.collect()
     stray = [
         r.getMessage() for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR
@@ -87,6 +86,8 @@ class _KillAt(NullReporter):
 def test_sshd_killed_mid_256mib_transfer_then_resume(
     openssh_factory: Callable[..., SshdInfo], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    gc.collect()  # tasks of earlier tests' servers, destroyed now, are not this test's strays
+    caplog.clear()
     info = openssh_factory()
     size = 256 * MB
     block = os.urandom(MB)
