@@ -170,6 +170,32 @@ async def floor_worker(url: str, token: str, concurrency: int, window_days: int)
     return counts
 
 
+# -- (d) the disk floor (subprocess: `rest_bench.py disk FOLDER NBYTES`) ---------------------
+
+
+def disk_worker(folder: Path, nbytes: int) -> dict[str, Any]:
+    """Write ``nbytes`` to each of two files as durably as (c) does: (c) writes every byte
+    twice (per-participant files and results_all.json), syncing as it goes."""
+    from longterm_sync.jsonstream import SYNC_EVERY
+
+    block = os.urandom(MB)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("a.bin", "b.bin"):
+        path = folder / name
+        with open(path, "wb") as fh:
+            done = synced = 0
+            while done < nbytes:
+                done += fh.write(block[: min(MB, nbytes - done)])
+                if done - synced >= SYNC_EVERY:
+                    fh.flush()
+                    os.fdatasync(fh.fileno())
+                    synced = done
+            fh.flush()
+            os.fsync(fh.fileno())
+        path.unlink()
+    return {"requests": 0, "bytes": 2 * nbytes}
+
+
 # -- orchestration --------------------------------------------------------------------------
 
 
@@ -210,6 +236,26 @@ def measure_floor(info: Any, concurrency: int, window_days: int) -> Measure:
     wall, rss, stdout = timed_child(cmd)
     data = json.loads(stdout)
     return Measure("(b) floor: parallel, discard", wall, data["requests"], data["bytes"], rss, data)
+
+
+def measure_disk(folder: Path, nbytes: int) -> Measure:
+    cmd = [sys.executable, __file__, "disk", str(folder), str(nbytes)]
+    wall, rss, stdout = timed_child(cmd)
+    data = json.loads(stdout)
+    return Measure("(d) disk floor: write x2, fsync", wall, 0, data["bytes"], rss, data)
+
+
+def measure_both(info: Any, concurrency: int, window_days: int, folder: Path, nbytes: int) -> float:
+    """(b) and (d) at the same time: the floor of a run that downloads and writes durably on
+    the same cores (on this VM the kernel's writes cost CPU, as the server does)."""
+    floor = [sys.executable, __file__, "floor", info.url, info.token]
+    floor += [str(concurrency), str(window_days)]
+    disk = [sys.executable, __file__, "disk", str(folder), str(nbytes)]
+    started = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for cmd in (floor, disk)]
+    if any(proc.wait() != 0 for proc in procs):
+        raise RuntimeError("the (b)+(d) floor failed")
+    return time.perf_counter() - started
 
 
 def measure_ours(config: Path, out: Path) -> Measure:
@@ -277,12 +323,16 @@ def run_rest_bench(
         config = write_config(info, workdir, concurrency, window_days)
         measure_floor(info, concurrency, window_days)  # warm-up: server caches, page cache
         old = None if skip_old else measure_old(info, workdir / "out-old")
-        floors, ours = [], []
+        floors, ours, disks, boths = [], [], [], []
         for _ in range(repeats):
             floors.append(measure_floor(info, concurrency, window_days))
             ours.append(measure_ours(config, workdir / "out-ours"))
+            disks.append(measure_disk(workdir / "out-disk", ours[-1].bytes))
+            nbytes = ours[-1].bytes
+            boths.append(measure_both(info, concurrency, window_days, workdir / "out-disk", nbytes))
         floor = min(floors, key=lambda m: m.wall)
         mine = min(ours, key=lambda m: m.wall)
+        disk = min(disks, key=lambda m: m.wall)
     finally:
         info.stop()
     lines.append(
@@ -291,9 +341,15 @@ def run_rest_bench(
         f"(study filled in {fill_s:.0f} s; best of {repeats} for (b) and (c); "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)"
     )
-    lines.extend(table([m for m in (old, floor, mine) if m is not None]))
+    lines.extend(table([m for m in (old, floor, mine, disk) if m is not None]))
     ratio_cb = mine.wall / floor.wall
     lines.append(f"c/b = {ratio_cb:.2f}  (target <= 1.10)")
+    both = min(boths)
+    lines.append(
+        f"(b) and (d) run at the same time: {both:.2f} s; c/(b+d at once) = "
+        f"{mine.wall / both:.2f}  (the floor once the files must reach the disk: (c) writes "
+        f"every byte twice and fsyncs it, (b) writes nothing)"
+    )
     if old is not None:
         lines.append(f"a/c = {old.wall / mine.wall:.2f}  (target >= 3)")
         if old.extra["results"] != mine.extra["results"]:
@@ -305,6 +361,8 @@ def run_rest_bench(
         + ", ".join(f"{m.wall:.2f}" for m in floors)
         + " s; of (c): "
         + ", ".join(f"{m.wall:.2f}" for m in ours)
+        + " s; of (d): "
+        + ", ".join(f"{m.wall:.2f}" for m in disks)
         + " s"
     )
     if memory_days:
@@ -337,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["old"]:
         print(json.dumps(old_worker(argv[1], argv[2], Path(argv[3]))))
+        return 0
+    if argv[:1] == ["disk"]:
+        print(json.dumps(disk_worker(Path(argv[1]), int(argv[2]))))
         return 0
     if argv[:1] == ["floor"]:
         from longterm_sync.cli.common import run_async
