@@ -45,6 +45,13 @@ def test_every_flag_is_in_the_readme(command: str, flag: str) -> None:
     assert flag in section, f"{command} {flag} is not documented in README.md"
 
 
+def test_every_command_accepts_config() -> None:
+    _, modules = build_parser()
+    flags = set(_flags())
+    missing = [name for name in modules if (name, "--config") not in flags]
+    assert not missing, f"commands without --config: {missing}"
+
+
 SHIMS = sorted(p.stem for p in (REPO / "scripts").glob("*.py"))
 
 

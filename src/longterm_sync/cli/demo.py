@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--fresh", action="store_true", help="delete DIR/server and DIR/backup first"
     )
+    group.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="take [limits] from this config file (default: the lookup order of every "
+        "command; the server profile is always the sandbox's own)",
+    )
     add_output_arguments(parser, output_dir=False)
 
 
@@ -66,6 +73,7 @@ def run(ctx: Context) -> int:
         video_mb=args.video_mb,
         seed=args.seed,
         fresh=args.fresh,
+        limits=ctx.config.limits,
     )
 
     def on_ready(info: ReadyInfo) -> None:

@@ -106,6 +106,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--reset-rate", type=float, default=0.0, help="fraction of GETs aborted mid-body (0 to 0.5)"
     )
+    net.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="accepted like every command's, but unused: the sandbox reads no config and "
+        "writes its own profile to DATA_DIR/config.toml",
+    )
     out = parser.add_argument_group("output")
     out.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
     out.add_argument("-q", "--quiet", action="store_true", help="only errors")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import load_config
+from ..config import Limits, load_config
 from ..errors import UsageError
 from ..sandbox.server import ReadyInfo, Sandbox, SandboxOptions
 from ..summary import Summary
@@ -32,6 +32,7 @@ class DemoOptions:
     video_mb: float = 2.0
     seed: int = 1
     fresh: bool = False
+    limits: Limits | None = None  # None: the sandbox profile's defaults
 
     @property
     def server_dir(self) -> Path:
@@ -79,8 +80,7 @@ async def run_demo(
             on_ready(info)
         config = await asyncio.to_thread(load_config, info.config)
         profile = config.profile("sandbox")
-        summary = await run_backup(
-            profile, config.limits, BackupOptions(output_dir=options.backup_dir)
-        )
+        limits = options.limits or config.limits
+        summary = await run_backup(profile, limits, BackupOptions(output_dir=options.backup_dir))
     summary.details["sandbox"] = {"url": info.url, "data_dir": info.data_dir}
     return summary
