@@ -218,3 +218,40 @@ def test_unknown_participant_gives_empty_files_and_a_warning(
     assert any("no schedule" in w for w in summary["warnings"])
     assert (tmp_path / "results_nobody-here.json").read_bytes() == b"[]\n"
     assert (tmp_path / "results_all.json").read_bytes() == b"[]\n"
+
+
+def test_progress_bar_on_a_terminal_leaves_the_same_files(
+    sandbox: SandboxInfo, full_run: Path, tmp_path: Path
+) -> None:
+    """stderr on a pseudo-terminal draws the participant bar; stdout and the files are as
+    without it (the bar is transient and never reaches stdout)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "tty"
+    primary, secondary = os.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "longterm_sync", "download-results", "--config",
+             sandbox.config, "--server", "sandbox", "--output-dir", str(out)],
+            stdout=subprocess.PIPE, stderr=secondary, timeout=120, check=False,
+            env={**os.environ, "COLUMNS": "160"},
+        )  # fmt: skip
+        os.close(secondary)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(primary)
+    assert proc.returncode == 0, drawn.decode(errors="replace")
+    assert b"participants" in drawn and b"Traceback" not in drawn
+    assert proc.stdout.decode().startswith("download-results: ")
+    for name in ("results_all.json", "results_feedback_all.json"):
+        assert (out / name).read_bytes() == (full_run / name).read_bytes()

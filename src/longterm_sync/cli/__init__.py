@@ -19,7 +19,7 @@ from .common import Context, OneLineParser, epilog, help_formatter, setup_loggin
 
 log = logging.getLogger("longterm_sync")
 
-_NOT_COMMANDS = {"common", "docs"}
+_NOT_COMMANDS = {"common", "docs", "progress", "selection"}
 
 
 def command_modules(only: str | None = None) -> list[ModuleType]:

@@ -7,6 +7,7 @@ import argparse
 from ..pipelines.results import MODES, ResultsOptions, run_download_results
 from ..select import SELECTION_HELP, add_selection_arguments
 from .common import Context, add_output_arguments, add_server_arguments
+from .progress import participant_bar
 from .selection import selection_for
 
 NAME = "download-results"
@@ -66,5 +67,12 @@ def run(ctx: Context) -> int:
     profile.require_token()
     selection = selection_for(ctx)
     options = ResultsOptions(output_dir=ctx.output_dir, selection=selection, mode=ctx.args.mode)
-    summary = ctx.run_async(run_download_results(profile, ctx.config.limits, options))
+    bar = participant_bar(ctx.args, "downloading")
+    try:
+        summary = ctx.run_async(
+            run_download_results(profile, ctx.config.limits, options, reporter=bar)
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return ctx.render(summary)

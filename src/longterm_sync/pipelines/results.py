@@ -91,6 +91,8 @@ class ResultsOptions:
 class ResultsReporter(Protocol):
     """Progress, for a CLI that wants to show it; the pipeline itself only logs."""
 
+    def planned(self, participants: int) -> None: ...
+
     def participant_done(self, external_id: str, results: int, feedback: int) -> None: ...
 
     def participant_failed(self, external_id: str, reason: str) -> None: ...
@@ -489,6 +491,8 @@ async def run_download_results(
             [p.external_id for p in participants if p.start is None or p.stop is None]
         )
         run = ResultsRun(profile, limits, options, client, memo, summary, reporter)
+        if reporter:
+            reporter.planned(len(participants))
         log.debug(
             "downloading %s for %d participants from %s",
             options.mode,
