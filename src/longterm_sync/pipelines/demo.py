@@ -55,7 +55,8 @@ def prepare_folder(options: DemoOptions) -> None:
     try:
         if options.fresh:
             for sub in (options.server_dir, options.backup_dir):
-                shutil.rmtree(sub, ignore_errors=False) if sub.exists() else None
+                if sub.exists():
+                    shutil.rmtree(sub)
         folder.mkdir(parents=True, exist_ok=True)
         marker.touch()
     except OSError as exc:
