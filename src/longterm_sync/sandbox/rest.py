@@ -26,6 +26,8 @@ from ..timeutil import WARSAW, today_in
 from .store import BadRequest, ServerCrash, Store, dumps, to_us
 
 log = logging.getLogger("longterm_sync.sandbox.rest")
+# Whether this request is to be cut halfway (a typed key where this aiohttp has them).
+RESET: Any = web.RequestKey("reset", bool) if hasattr(web, "RequestKey") else "reset"
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -171,7 +173,7 @@ class PlatformApp:
         fault = await self._draw_fault(request)
         if fault == "error":
             return self._error_answer(request)
-        request["reset"] = fault == "reset"
+        request[RESET] = fault == "reset"
         try:
             response = await self._answer(request)
         except HttpAnswer as answer:
@@ -182,7 +184,7 @@ class PlatformApp:
         if response.prepared:  # streamed: already sent, closed and possibly reset
             return response
         response.force_close()
-        if request["reset"] and isinstance(response, web.Response):
+        if request[RESET] and isinstance(response, web.Response):
             body = bytes(response.body or b"")  # type: ignore[arg-type]
             return await self._stream(request, response, len(body), _once(body))
         return response
@@ -268,7 +270,7 @@ class PlatformApp:
         await resp.prepare(request)
         if request.method == "HEAD":
             return resp
-        limit = length // 2 if request.get("reset") else None
+        limit = length // 2 if request.get(RESET) else None
         sent = 0
         async for chunk in chunks:
             if limit is not None and sent + len(chunk) >= limit:
