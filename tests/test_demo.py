@@ -73,3 +73,10 @@ def test_demo_fresh_starts_over(tmp_path: Path) -> None:
     assert not stale.exists()
     videos = next(p for p in json.loads(again.out)["parts"] if p["command"] == "videos")
     assert videos["counts"]["downloaded"] > 0
+
+
+def test_demo_bad_numbers_are_one_line_errors(tmp_path: Path) -> None:
+    done = run_cli(["demo", "--dir", str(tmp_path / "d"), "--users", "0"])
+    assert done.code == 2
+    assert "--users: must be at least 1" in done.one_line_error()
+    assert not (tmp_path / "d").exists()

@@ -34,6 +34,16 @@ EXAMPLES = """\
 """
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return number
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("demo")
     group.add_argument(
@@ -43,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder of the sandbox's state and of the backup (default: ./.demo)",
     )
-    group.add_argument("--users", type=int, default=6, help="participants (default 6)")
-    group.add_argument("--days", type=int, default=14, help="days of results (default 14)")
+    group.add_argument("--users", type=_positive, default=6, help="participants (default 6)")
+    group.add_argument("--days", type=_positive, default=14, help="days of results (default 14)")
     group.add_argument(
         "--video-mb", type=float, default=2.0, help="size of each video in MB (default 2)"
     )
