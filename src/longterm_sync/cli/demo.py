@@ -76,14 +76,11 @@ def run(ctx: Context) -> int:
     args = ctx.args
     if args.verbose < 1:  # the sandbox's own chatter (its fill, the deliberate orphan's 500)
         logging.getLogger("longterm_sync.sandbox").setLevel(logging.WARNING)
-    options = DemoOptions(
-        folder=args.dir,
-        users=args.users,
-        days=args.days,
-        video_mb=args.video_mb,
-        seed=args.seed,
+    options = DemoOptions.create(
+        args.dir,
         fresh=args.fresh,
         limits=ctx.config.limits,
+        **{name: getattr(args, name) for name in ("users", "days", "video_mb", "seed")},
     )
 
     def on_ready(info: ReadyInfo) -> None:

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import Limits, load_config
 from ..errors import UsageError
@@ -21,22 +22,33 @@ from ..summary import Summary
 from .backup import BackupOptions, run_backup
 
 MARKER = ".longterm-demo"  # only a folder holding it is ever wiped by --fresh
+DEMO_STUDY: dict[str, Any] = {"users": 6, "days": 14, "video_mb": 2.0}
 
 
 @dataclass(frozen=True, kw_only=True)
 class DemoOptions:
     folder: Path
-    users: int = 6
-    days: int = 14
-    samples: int = 1800
-    video_mb: float = 2.0
-    seed: int = 1
+    sandbox: SandboxOptions  # the study; its data_dir is folder/server
     fresh: bool = False
     limits: Limits | None = None  # None: the sandbox profile's defaults
 
+    @classmethod
+    def create(
+        cls,
+        folder: Path,
+        *,
+        fresh: bool = False,
+        limits: Limits | None = None,
+        **study: Any,
+    ) -> DemoOptions:
+        """``study``: SandboxOptions fields (users, days, video_mb, seed...) over the demo's
+        defaults, a study small enough to fill in a few seconds."""
+        sandbox = SandboxOptions(data_dir=folder / "server", **{**DEMO_STUDY, **study})
+        return cls(folder=folder, sandbox=sandbox, fresh=fresh, limits=limits)
+
     @property
     def server_dir(self) -> Path:
-        return self.folder / "server"
+        return self.sandbox.data_dir
 
     @property
     def backup_dir(self) -> Path:
@@ -68,15 +80,7 @@ async def run_demo(
 ) -> Summary:
     """Start the sandbox (filled on the first run only) and back it up into the demo folder."""
     await asyncio.to_thread(prepare_folder, options)
-    sandbox_options = SandboxOptions(
-        data_dir=options.server_dir,
-        users=options.users,
-        days=options.days,
-        samples=options.samples,
-        video_mb=options.video_mb,
-        seed=options.seed,
-    )
-    async with Sandbox(sandbox_options) as info:
+    async with Sandbox(options.sandbox) as info:
         if on_ready is not None:
             on_ready(info)
         config = await asyncio.to_thread(load_config, info.config)
