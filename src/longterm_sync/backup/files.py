@@ -1,0 +1,32 @@
+"""Names of the files a snapshot lists, shared by the pipeline that stores them and the code
+that writes them back (``latest/``, ``restore``).
+
+Listings are stored per participant, raw: results exactly as the server sent them (their
+``user_feedback`` untouched), feedback, the schedule. The files people open are derived from
+them the way ``download-results`` and ``download-schedule --mode json`` derive theirs, so a
+restore is byte-identical to what those commands wrote from the same server state.
+"""
+
+from __future__ import annotations
+
+RESULTS_ALL = "results_all.json"
+FEEDBACK_ALL = "results_feedback_all.json"
+MISSING_VIDEOS = "missing_videos.json"
+UNASSIGNED_RESULTS = "unassigned_results.json"
+UNASSIGNED_FEEDBACK = "unassigned_feedback.json"
+EXTRA_LISTINGS = (MISSING_VIDEOS, UNASSIGNED_RESULTS, UNASSIGNED_FEEDBACK)
+"""Listings written as they are (one compact item per line): missing-video reports of the
+whole server (one request, kept whole each night), and the rows of a full pass's unfiltered
+sweep that no participant's filter returns (orphan accounts, empty ``external_id``)."""
+
+
+def results_name(external_id: str) -> str:
+    return f"results_{external_id}.json"
+
+
+def feedback_name(external_id: str) -> str:
+    return f"results_feedback_{external_id}.json"
+
+
+def schedule_name(external_id: str) -> str:
+    return f"schedule_{external_id}.json"
