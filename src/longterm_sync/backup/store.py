@@ -173,15 +173,13 @@ class SnapshotStore:
 
     def known(self, shas: Sequence[bytes]) -> dict[bytes, int]:
         """Which of these records are stored already (sha256 -> id)."""
-        out: dict[bytes, int] = {}
-        for i in range(0, len(shas), _BATCH):
-            part = list(shas[i : i + _BATCH])
-            marks = ",".join("?" * len(part))
-            for sha, rid in self.conn.execute(
-                f"SELECT sha256, id FROM records WHERE sha256 IN ({marks})", part
-            ):
-                out[sha] = rid
-        return out
+        return dict(self._select_in("SELECT sha256, id FROM records WHERE sha256", shas))
+
+    def _select_in(self, query: str, values: Sequence[Any]) -> Iterator[Any]:
+        """Rows of ``query IN (values)``, asked in batches SQLite accepts."""
+        for i in range(0, len(values), _BATCH):
+            part = list(values[i : i + _BATCH])
+            yield from self.conn.execute(f"{query} IN ({','.join('?' * len(part))})", part)
 
     def put_records(self, records: Sequence[Prepared]) -> list[int]:
         """Store the records not stored yet; the ids of all of them, in order."""
@@ -377,27 +375,14 @@ class SnapshotStore:
         return ids
 
     def record_dates(self, ids: Sequence[int]) -> dict[int, int | None]:
-        out: dict[int, int | None] = {}
-        for i in range(0, len(ids), _BATCH):
-            part = list(ids[i : i + _BATCH])
-            marks = ",".join("?" * len(part))
-            for rid, date_us in self.conn.execute(
-                f"SELECT id, date_us FROM records WHERE id IN ({marks})", part
-            ):
-                out[rid] = date_us
-        return out
+        return dict(self._select_in("SELECT id, date_us FROM records WHERE id", ids))
 
     def records(self, ids: Sequence[int], codec: Codec | None = None) -> Iterator[bytes]:
         """Canonical bytes of these records, in the order given."""
         codec = codec or self._codec
         for i in range(0, len(ids), _BATCH):
             part = list(ids[i : i + _BATCH])
-            marks = ",".join("?" * len(set(part)))
-            found = dict(
-                self.conn.execute(
-                    f"SELECT id, data FROM records WHERE id IN ({marks})", list(dict.fromkeys(part))
-                )
-            )
+            found = dict(self._select_in("SELECT id, data FROM records WHERE id", part))
             for rid in part:
                 data = found.get(rid)
                 if data is None:
