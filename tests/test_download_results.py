@@ -36,8 +36,12 @@ def test_writes_every_documented_file(sandbox: SandboxInfo, full_run: Path) -> N
     ids = participant_ids(sandbox)
     names = set(tree(full_run))
     expected = {"results_all.json", "results_feedback_all.json"}
+    commented = {r["external_id"] for r in load(full_run / "results_feedback_all.json")}
+    assert commented and commented <= set(ids)
     for ext in ids:
-        expected |= {f"results_{ext}.json", f"results_feedback_{ext}.json"}
+        expected |= {f"results_{ext}.json"}
+        if ext in commented:  # as the original: a feedback file only for who has feedback
+            expected |= {f"results_feedback_{ext}.json"}
     assert names == expected
     for data in tree(full_run).values():
         check_format(data)  # the documented format: one compact item per line
@@ -48,7 +52,8 @@ def test_participant_files_are_sorted_and_complete(sandbox: SandboxInfo, full_ru
     total = 0
     for ext in ids:
         results = load(full_run / f"results_{ext}.json")
-        feedback = load(full_run / f"results_feedback_{ext}.json")
+        path = full_run / f"results_feedback_{ext}.json"
+        feedback = load(path) if path.exists() else []
         assert [instant(r) for r in results] == sorted(instant(r) for r in results)
         assert [instant(r) for r in feedback] == sorted(instant(r) for r in feedback)
         assert {r["external_id"] for r in results + feedback} <= {ext}
@@ -59,7 +64,8 @@ def test_participant_files_are_sorted_and_complete(sandbox: SandboxInfo, full_ru
 def test_user_feedback_is_every_comment_on_that_video(sandbox: SandboxInfo, full_run: Path) -> None:
     several = 0
     for ext in participant_ids(sandbox):
-        feedback = load(full_run / f"results_feedback_{ext}.json")
+        path = full_run / f"results_feedback_{ext}.json"
+        feedback = load(path) if path.exists() else []
         for result in load(full_run / f"results_{ext}.json"):
             video = result["result"]["video"]
             expected = [f for f in feedback if f["video"] == video]
@@ -114,11 +120,13 @@ def test_range_of_one_participant_keeps_strict_bounds(
     got = load(out / f"results_{ext}.json")
     assert got == [r for r in everything if start < instant(r) < stop]
     assert len(got) == len(everything) - 4  # both rows on the bounds are excluded
+    # the participant's feedback is on its first day, outside the range: no feedback file
+    feedback = load(full_run / f"results_feedback_{ext}.json")
+    assert feedback and not [r for r in feedback if start < instant(r) < stop]
     assert set(tree(out)) == {
         "results_all.json",
         "results_feedback_all.json",
         f"results_{ext}.json",
-        f"results_feedback_{ext}.json",
     }
 
 
@@ -209,15 +217,24 @@ def test_result_missing_fields_is_reported_not_fatal(sandbox_factory: Any, tmp_p
     assert rows[1]["result"] == {"service": "A", "user_feedback": []}
 
 
-def test_unknown_participant_gives_empty_files_and_a_warning(
+def test_unknown_participant_is_a_failure_without_a_file(
     sandbox: SandboxInfo, tmp_path: Path
 ) -> None:
-    result = download(sandbox, tmp_path, "--external_id_time=nobody-here", "--json")
-    assert result.code == 0, result.err
+    known = participant_ids(sandbox)[0]
+    result = download(sandbox, tmp_path, f"--excel_time={users_csv(tmp_path, known)}", "--json")
+    assert result.code == 1, result.err
     summary = json.loads(result.out)
-    assert any("no schedule" in w for w in summary["warnings"])
-    assert (tmp_path / "results_nobody-here.json").read_bytes() == b"[]\n"
-    assert (tmp_path / "results_all.json").read_bytes() == b"[]\n"
+    assert [f["item"] for f in summary["failures"]] == ["participant nobody-here"]
+    assert "no schedule" in summary["failures"][0]["reason"]
+    assert not (tmp_path / "results_nobody-here.json").exists()
+    assert not (tmp_path / "results_feedback_nobody-here.json").exists()
+    assert (tmp_path / f"results_{known}.json").exists()  # the known one is written
+
+
+def users_csv(folder: Path, known: str) -> Path:
+    path = folder / "users.csv"
+    path.write_text(f"external_id,start_date,stop_date\n{known},,\nnobody-here,,\n")
+    return path
 
 
 def test_progress_bar_on_a_terminal_leaves_the_same_files(

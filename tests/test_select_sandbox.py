@@ -11,10 +11,16 @@ import pandas as pd
 from fixtures_sandbox import SandboxInfo
 from longterm_sync.api import PlatformClient
 from longterm_sync.config import load_config
-from longterm_sync.select import Participant, Selection, parse_selection, resolve_participants
+from longterm_sync.select import (
+    Participant,
+    Resolved,
+    Selection,
+    parse_selection,
+    resolve_participants,
+)
 
 
-def resolve(info: SandboxInfo, selection: Selection) -> tuple[list[Participant], list[str]]:
+def resolve(info: SandboxInfo, selection: Selection) -> Resolved:
     config = load_config(info.config)
     profile = config.profile("sandbox")
 
@@ -22,7 +28,7 @@ def resolve(info: SandboxInfo, selection: Selection) -> tuple[list[Participant],
         async with PlatformClient(profile, config.limits) as client:
             return await resolve_participants(selection, client)
 
-    result: tuple[list[Participant], list[str]] = asyncio.run(go())
+    result: Resolved = asyncio.run(go())
     return result
 
 
@@ -33,7 +39,8 @@ def study_ids(info: SandboxInfo) -> list[str]:
 def test_all_is_users_with_a_schedule(sandbox: SandboxInfo) -> None:
     tz = load_config(sandbox.config).profile("sandbox").tz
     selection = parse_selection(",,,2024-03-10,", salt=sandbox.salt, tz=tz)
-    people, warnings = resolve(sandbox, selection)
+    resolved = resolve(sandbox, selection)
+    people, warnings = resolved.participants, resolved.warnings
     assert [p.external_id for p in people] == study_ids(sandbox)  # server (creation) order
     assert all(p.start == datetime(2024, 3, 10, tzinfo=tz) and p.stop is None for p in people)
     # the synthetic study has one orphan account; the operator's own account is not reported
@@ -48,18 +55,16 @@ def test_names_resolve_to_an_existing_participant(sandbox: SandboxInfo) -> None:
     selection = parse_selection(
         f"{row['name']},{row['surname']},{row['phone']}", salt=sandbox.salt, tz=tz
     )
-    people, warnings = resolve(sandbox, selection)
-    assert people == [Participant(row["external_id"])]
-    assert warnings == []
+    assert resolve(sandbox, selection) == Resolved([Participant(row["external_id"])], [], [])
 
 
-def test_wrong_salt_is_warned_about(sandbox: SandboxInfo) -> None:
+def test_wrong_salt_is_an_unknown_participant(sandbox: SandboxInfo) -> None:
     users = pd.read_csv(sandbox.study_dir / "users.csv", dtype=str)
     row = users.iloc[0]
     tz = load_config(sandbox.config).profile("sandbox").tz
     selection = parse_selection(
         f"{row['name']},{row['surname']},{row['phone']}", salt="not-the-salt", tz=tz
     )
-    people, warnings = resolve(sandbox, selection)
-    assert len(people) == 1 and people[0].external_id != row["external_id"]
-    assert len(warnings) == 1 and "wrong salt or server?" in warnings[0]
+    resolved = resolve(sandbox, selection)
+    assert resolved.participants == [] and resolved.warnings == []
+    assert len(resolved.unknown) == 1 and resolved.unknown[0].external_id != row["external_id"]

@@ -330,9 +330,10 @@ class PlatformClient:
         return data
 
     def list_params(
-        self, external_id: str, start: datetime | None, stop: datetime | None
+        self, external_id: str | None, start: datetime | None, stop: datetime | None
     ) -> dict[str, str]:
-        params = {"external_id": external_id}
+        """The query of a list route; ``external_id=None`` asks for every participant."""
+        params = {} if external_id is None else {"external_id": external_id}
         if start is not None:
             params["start_date"] = date_param(start, self.profile)
         if stop is not None:
@@ -346,6 +347,14 @@ class PlatformClient:
         item = window_label(external_id, start, stop, self.profile)
         params = self.list_params(external_id, start, stop)
         return await self.get_bytes(route, params, item=item)
+
+    async def list_everyone_bytes(
+        self, route: str, start: datetime | None, stop: datetime | None
+    ) -> bytes:
+        """Every participant's rows of a list route in one request, unparsed: for routes
+        whose rows are small (feedback), one request beats one per participant."""
+        item = f"every participant, {window_span(start, stop, self.profile)}"
+        return await self.get_bytes(route, self.list_params(None, start, stop), item=item)
 
     async def list_route(
         self, route: str, external_id: str, start: datetime | None, stop: datetime | None
@@ -368,9 +377,13 @@ def window_label(
     external_id: str, start: datetime | None, stop: datetime | None, profile: ServerProfile
 ) -> str:
     """How a failed window is named in a summary: participant and its dates."""
+    return f"participant {external_id}, window {window_span(start, stop, profile)}"
+
+
+def window_span(start: datetime | None, stop: datetime | None, profile: ServerProfile) -> str:
     a = start.astimezone(profile.tz).strftime("%Y-%m-%d %H:%M") if start else "beginning"
     b = stop.astimezone(profile.tz).strftime("%Y-%m-%d %H:%M") if stop else "now"
-    return f"participant {external_id}, window {a} .. {b}"
+    return f"{a} .. {b}"
 
 
 def _chunks(ids: list[str], max_chars: int) -> list[list[str]]:

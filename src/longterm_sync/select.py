@@ -460,29 +460,40 @@ def _schedule_ids(rows: list[dict[str, Any]]) -> set[str]:
     return ids
 
 
-async def resolve_participants(
-    selection: Selection, client: Directory
-) -> tuple[list[Participant], list[str]]:
-    """The participants to fetch, and warnings (orphan accounts, unknown ids) to report.
+@dataclass
+class Resolved:
+    """Who a run covers once the server was asked: ``participants`` to fetch, ``unknown``
+    ones the server has no schedule for (each a failure of the run), ``warnings`` to show."""
+
+    participants: list[Participant]
+    unknown: list[Participant] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+UNKNOWN_REASON = "the server has no schedule for it (wrong salt or server?)"
+"""Why a participant named by the flags is not fetched: the same words in every command."""
+
+
+async def resolve_participants(selection: Selection, client: Directory) -> Resolved:
+    """The participants to fetch, those the server does not know, and warnings to report.
 
     For "all": every account of ``/api/users/`` that has a schedule, in the server's order,
-    each with the selection's range. For explicit ids: those ids, in the given order; ids the
-    server has no schedule for are kept (their lists are simply empty) and warned about.
+    each with the selection's range. For explicit ids: those ids, in the given order, minus
+    the ones the server has no schedule for: fetching them would only write empty files that
+    look like a participant who never watched anything, so they are returned as ``unknown``
+    and every command reports them as failures (exit 1).
     """
     warnings = list(selection.warnings)
     if selection.participants is not None:
         wanted = [p.external_id for p in selection.participants]
         if not wanted:
-            return [], warnings
+            return Resolved([], [], warnings)
         known = _schedule_ids(await client.schedules(wanted))
-        unknown = [p.short for p in selection.participants if p.external_id not in known]
-        if unknown:
-            warnings.append(
-                f"{len(unknown)} selected participant(s) have no schedule on the server "
-                f"(wrong salt or server?): {', '.join(unknown[:10])}"
-                + (" ..." if len(unknown) > 10 else "")
-            )
-        return list(selection.participants), warnings
+        return Resolved(
+            [p for p in selection.participants if p.external_id in known],
+            [p for p in selection.participants if p.external_id not in known],
+            warnings,
+        )
     users = await client.users()
     with_schedule = _schedule_ids(await client.schedules())
     participants: list[Participant] = []
@@ -504,7 +515,7 @@ async def resolve_participants(
             f"failed upload?): {', '.join(orphans[:10])}" + (" ..." if len(orphans) > 10 else "")
         )
     log.debug("selection: %d participants with a schedule", len(participants))
-    return participants, warnings
+    return Resolved(participants, [], warnings)
 
 
 def _fmt(value: datetime | None, tz: ZoneInfo | None) -> str:

@@ -22,7 +22,7 @@ from ..api import PlatformClient, decode_json
 from ..atomic import local_io_error
 from ..config import Limits
 from ..errors import LocalIOError, LongtermError, ProtocolError, TransientError
-from ..select import Directory, Participant, Selection, resolve_participants
+from ..select import UNKNOWN_REASON, Directory, Participant, Selection, resolve_participants
 from ..summary import Summary
 from ..windows import participant_windows
 
@@ -66,14 +66,17 @@ def check_output_dir(folder: Path) -> None:
 async def resolve_into(
     selection: Selection, client: Directory, summary: Summary
 ) -> list[Participant]:
-    """Who the run covers; warnings and skipped spreadsheet rows go into ``summary``."""
-    participants, warnings = await resolve_participants(selection, client)
-    summary.warnings.extend(warnings)
+    """Who the run covers; warnings, skipped spreadsheet rows and participants the server
+    does not know (failures: listed, exit 1, no file written for them) go into ``summary``."""
+    resolved = await resolve_participants(selection, client)
+    summary.warnings.extend(resolved.warnings)
+    for p in resolved.unknown:
+        summary.fail(f"participant {p.external_id}", UNKNOWN_REASON)
     if selection.skipped:
         summary.counts.setdefault("participants", 0)  # keep "participants" first in the line
         summary.count("skipped", len(selection.skipped))
         summary.details["skipped"] = selection.skipped_records()
-    return participants
+    return resolved.participants
 
 
 async def fetch_windows(

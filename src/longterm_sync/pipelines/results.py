@@ -2,7 +2,9 @@
 
 Files written into the output folder (format: :mod:`longterm_sync.jsonstream`)::
 
-    results_feedback_{external_id}.json   one participant's feedback, in date order
+    results_feedback_{external_id}.json   one participant's feedback, in date order (only
+                                          for participants that have feedback, as the
+                                          original wrote it)
     results_feedback_all.json             every participant's feedback
     results_{external_id}.json            one participant's results, in date order, each
                                           result's user_feedback rebuilt (see below)
@@ -30,8 +32,10 @@ How the work is shaped, and why:
 - Participants are a queue worked by a fixed number of workers inside a TaskGroup. A
   participant whose list fails (a poison row answers 500 on every retry) fails alone and is
   named in the summary; a rejected token, a wrong route, an unreachable server or a disk that
-  refuses stop the whole run. Cancellation (Ctrl-C) unwinds every writer, which deletes its
-  temporary file: no partial file is ever left under a final name.
+  refuses stop the whole run. A participant the flags name but the server has no schedule
+  for is a failure too (listed, exit 1) and gets no file. Cancellation (Ctrl-C) unwinds
+  every writer, which deletes its temporary file: no partial file is ever left under a
+  final name.
 - A result that lacks what this needs (date, result object, video) is written anyway,
   counted, and reported as a warning; it never stops the run.
 """
@@ -414,7 +418,9 @@ class ResultsRun:
         outcome.feedback = len(fb.items)
         outcome.problem_count += len(fb.problems)
         outcome.problems.extend(fb.problems[:MAX_PROBLEMS_LISTED])
-        if self.options.want_feedback:
+        if self.options.want_feedback and fb.items:
+            # As the original: a participant without feedback gets no file (an empty one
+            # would read as "downloaded, nothing there" for someone the run never covered).
             path = self.options.output_dir / f"results_feedback_{p.external_id}.json"
             async with AsyncArrayFile(path) as out:
                 await out.write_parts([encode_item(item) for item in fb.items])

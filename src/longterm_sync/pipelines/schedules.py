@@ -29,7 +29,7 @@ import orjson
 from ..api import PlatformClient
 from ..atomic import write_bytes_atomic
 from ..config import Limits, ServerProfile
-from ..select import Participant, Selection
+from ..select import UNKNOWN_REASON, Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
 from .fanout import check_output_dir, resolve_into
@@ -119,7 +119,7 @@ async def run_download_schedule(
     for p in participants:
         schedule = memo.by_id.get(p.external_id)
         if schedule is None:
-            summary.fail(f"participant {p.external_id}", "the server has no schedule for it")
+            summary.fail(f"participant {p.external_id}", UNKNOWN_REASON)
             continue
         ready.append((p, narrow_schedule(schedule, p.start, p.stop, profile.tz)))
     written = await asyncio.to_thread(_write_all, options.output_dir, ready)
