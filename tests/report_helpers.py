@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from fixtures_sandbox import SandboxInfo
-from longterm_sync.sandbox.fill import FillClient
+from longterm_sync.sandbox.fill import FillClient, expected_status
 
 
 @dataclass
@@ -49,7 +49,9 @@ async def _build(info: SandboxInfo, people: Sequence[Person], orphans: Sequence[
             await client.upload_schedule(schedule_for(person.external_id), info.token)
             token = await client.login(person.external_id)
             for item in person.results:
-                await client.post("watch-results", item, token, 201)
+                await client.post(
+                    "watch-results", item, token, expected_status("watch-results", item)
+                )
             for item in person.comments:
                 await client.post("feedback-comments", item, token, 201)
         for ext in orphans:

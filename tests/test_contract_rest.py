@@ -1,4 +1,4 @@
-"""The platform's REST contract (API.md), pinned over real HTTP against the sandbox.
+"""The platform's REST contract (docs/PROTOCOL.md), pinned over real HTTP against the sandbox.
 
 Each test states one behaviour of the real server with its status code and body. Tests that
 write use a private, initially empty platform (module scope) with the server date pinned to
@@ -22,7 +22,16 @@ from longterm_sync.sandbox.fill import fill_platform
 from longterm_sync.sandbox.synth import Study, StudyParams
 
 TODAY = date(2024, 3, 15)  # Warsaw is on +01:00 until 2024-03-31
-SERVER_ERROR = b"<h1>Server Error (500)</h1>"
+# Django's built-in error pages (DEBUG off, no templates): full documents, not a bare <h1>
+SERVER_ERROR = (
+    b'\n<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n'
+    b"</head>\n<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n"
+)
+NOT_FOUND = (
+    b'\n<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n'
+    b"<body>\n  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n"
+    b"</body>\n</html>\n"
+)
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 
 
@@ -171,7 +180,7 @@ def test_unknown_path_is_404_html(platform: SandboxInfo, path: str) -> None:
     reply = http_request(platform, "GET", path, token=None)
     assert reply.status == 404
     assert reply.content_type is not None and reply.content_type.startswith("text/html")
-    assert b"<h1>Not Found</h1>" in reply.body
+    assert reply.body == NOT_FOUND
 
 
 def test_wrong_method_is_405_after_auth(platform: SandboxInfo) -> None:
@@ -605,7 +614,7 @@ def test_poison_row_fails_every_list_that_includes_it(platform: SandboxInfo) -> 
     reply = post(
         platform, "watch-results", {"date": "2024-03-11T10:00:00", "result": "oops"}, token
     )
-    assert reply.status == 201
+    assert (reply.status, reply.body) == (500, SERVER_ERROR)  # and yet the row is saved:
     for query in ("", f"external_id={ext}", f"external_id={healthy},{ext}"):
         failed = listing(platform, "watch-results", query)
         assert (failed.status, failed.body) == (500, SERVER_ERROR)
@@ -724,3 +733,100 @@ def test_big_list_is_served_whole_with_exact_length(platform: SandboxInfo) -> No
     assert [item["result"]["user_feedback"] is not None for item in items] == [
         n % 3 == 1 for n in range(12)
     ]
+
+
+# -- behaviours found side by side with the platform server (issue 9) ------------------------
+
+
+def test_junk_in_both_bounds_names_both_fields(platform: SandboxInfo) -> None:
+    reply = listing(platform, "watch-results", "start_date=junk&stop_date=also-junk")
+    invalid = ["Enter a valid date/time."]
+    assert (reply.status, reply.json()) == (400, {"start_date": invalid, "stop_date": invalid})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("start_date", "2026-10-25T02:30:00"), ("stop_date", "2026-03-29T02:30:00")],
+)
+def test_naive_bound_in_a_dst_change_names_the_field(
+    platform: SandboxInfo, field: str, value: str
+) -> None:
+    """Autumn overlap (ambiguous) and spring gap (does not exist) in Warsaw time."""
+    reply = listing(platform, "feedback-comments", f"{field}={value}")
+    assert reply.status == 400 and list(reply.json()) == [field]
+    assert "ambiguous or it may not exist" in reply.json()[field][0]
+    assert listing(platform, "feedback-comments", f"{field}=2026-10-25T03:30:00").status == 200
+
+
+def test_blank_feedback_comment_is_400(platform: SandboxInfo) -> None:
+    ext, token = create(platform, [0])
+    for blank in ("", "   "):
+        reply = post(
+            platform,
+            "feedback-comments",
+            {"video": "v.mp4", "date": "2024-03-10T10:00:00", "comment": blank},
+            token,
+        )
+        assert (reply.status, reply.json()) == (400, {"comment": ["This field may not be blank."]})
+    assert listing(platform, "feedback-comments", f"external_id={ext}").json() == []
+
+
+def test_result_that_is_not_an_object_is_saved_and_answers_500(platform: SandboxInfo) -> None:
+    ext, token = create(platform, [0])
+    reply = post(platform, "watch-results", {"date": "2024-03-11T10:00:00", "result": [1]}, token)
+    assert (reply.status, reply.body, reply.content_type) == (500, SERVER_ERROR, "text/html")
+    assert listing(platform, "watch-results", f"external_id={ext}").status == 500  # saved
+
+
+def test_token_login_with_a_bad_token_header_is_401(platform: SandboxInfo) -> None:
+    ext, _ = create(platform, [0])
+    body = {"external_id": ext}
+    bad = http_request(
+        platform, "POST", "/api/users/token/login/", json_body=body, token="deadbeef"
+    )
+    assert (bad.status, bad.json()) == (401, {"detail": "Invalid token."})
+    assert bad.headers["WWW-Authenticate"] == "Token"
+    other_scheme = http_request(
+        platform,
+        "POST",
+        "/api/users/token/login/",
+        json_body=body,
+        token=None,
+        headers={"Authorization": "Bearer deadbeef"},
+    )
+    assert other_scheme.status == 200  # not a token header: ignored, as DRF does
+    good = http_request(platform, "POST", "/api/users/token/login/", json_body=body)
+    assert good.status == 200
+
+
+def test_router_root_links_the_routers_lists(platform: SandboxInfo) -> None:
+    reply = http_request(platform, "GET", "/api/")
+    assert reply.status == 200 and reply.content_type == "application/json"
+    links = reply.json()
+    assert list(links) == [
+        "events",
+        "forms",
+        "feedback-comments",
+        "watch-results",
+        "missing-videos",
+    ]
+    assert links["watch-results"] == platform.url + "/api/watch-results/"
+    assert http_request(platform, "GET", "/api/", token=None).status == 401
+
+
+def test_json_suffix_on_list_routes_and_custom_actions(platform: SandboxInfo) -> None:
+    users = http_request(platform, "GET", "/api/users.json")
+    assert (users.status, users.body) == (200, http_request(platform, "GET", "/api/users/").body)
+    assert (
+        http_request(platform, "GET", "/api/watch-results.json?stop_date=2000-01-01").json() == []
+    )
+    assert http_request(platform, "GET", "/api/users.json", token=None).status == 401
+    action = http_request(platform, "GET", "/api/users/schedules.json")
+    assert (action.status, action.body) == (500, SERVER_ERROR)
+
+
+@pytest.mark.parametrize("path", ["/swagger.json", "/swagger.yaml", "/api/swagger/", "/api/doc/"])
+def test_api_documentation_needs_a_token(platform: SandboxInfo, path: str) -> None:
+    reply = http_request(platform, "GET", path, token=None)
+    assert (reply.status, reply.json()) == (401, NO_CREDENTIALS)
+    assert http_request(platform, "GET", path).status == 200

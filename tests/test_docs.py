@@ -61,3 +61,16 @@ def test_script_shim_help_has_exit_status(script: str) -> None:
     assert result.code == 0, result.err
     assert "EXIT STATUS" in result.out
     assert f"scripts/{script}.py" in readme_block()
+
+
+def test_sandbox_help_points_to_the_projects_own_protocol_doc() -> None:
+    """A user's clone has no ../shared/API.md: the protocol is described in docs/."""
+    result = run_cli(["sandbox", "--help"])
+    assert result.code == 0, result.err
+    assert "docs/PROTOCOL.md" in " ".join(result.out.split())
+    assert "API.md" not in result.out.replace("docs/PROTOCOL.md", "")
+    protocol = (REPO / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    for behaviour in ("Invalid token.", "may not be blank", "poison row", "ambiguous", ".json"):
+        assert behaviour in protocol
+    shipped = [*(REPO / "src").rglob("*.py"), README]
+    assert not [p.name for p in shipped if "API.md" in p.read_text(encoding="utf-8")]

@@ -10,7 +10,7 @@ from typing import Any
 
 from longterm_sync.merge_plan import Action
 
-#: API.md's example (today = day 0): stored -4, 0, +1, +2, +5; upload these days.
+#: docs/PROTOCOL.md's example (today = day 0): stored -4, 0, +1, +2, +5; upload these days.
 API_MD_STORED = [-4, 0, 1, 2, 5]
 API_MD_UPLOAD = [-4, 0, 1, 2, 3, 7]
 API_MD_ACTIONS = [

@@ -1,4 +1,4 @@
-"""The one client of the platform's REST routes (see API.md for the server's contract).
+"""The one client of the platform's REST routes (see docs/PROTOCOL.md for the server's contract).
 
 Every command talks to the platform through :class:`PlatformClient`, so the platform's quirks
 are handled in one place:
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -81,7 +82,14 @@ def date_param(value: datetime, profile: ServerProfile) -> str:
     return format_server_datetime(value, profile.tz)
 
 
+_HTML_TITLE = re.compile(rb"<title>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
+
+
 def _snippet(body: bytes, limit: int = 160) -> str:
+    """A short, one-line view of a body; an HTML error page is named by its title."""
+    title = _HTML_TITLE.search(body[:4096]) if b"<" in body[:200] else None
+    if title:
+        return " ".join(title.group(1).decode("utf-8", "replace").split())
     text = body[:limit].decode("utf-8", "replace")
     return " ".join(text.split()) + ("..." if len(body) > limit else "")
 

@@ -3,7 +3,7 @@
 The platform merges an uploaded schedule into the stored one silently: entries too close to
 today are dropped without a word, and a start written with an offset does not replace the
 same moment written without one. Experimenters only find out when a phone shows the wrong
-video. So the client computes, from the same rule (API.md, "Schedule upload and the merge
+video. So the client computes, from the same rule (docs/PROTOCOL.md, "Schedule upload and the merge
 rule"), what the server will do with every uploaded entry and prints it first; after the
 upload the prediction is compared with what the server answered.
 

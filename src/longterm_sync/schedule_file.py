@@ -2,9 +2,9 @@
 
 The platform stores what it is sent and crashes on some malformed schedules *after* it has
 created the participant's account, which leaves an orphan that no filter can find again
-(API.md, "Orphan accounts"). So nothing about a file may be left for the server to discover:
-every check that can be made locally is made here, before the first byte is sent, and a file
-with any problem is rejected whole with every problem it has listed in one line.
+(docs/PROTOCOL.md, "Orphan accounts"). So nothing about a file may be left for the server to
+discover: every check that can be made locally is made here, before the first byte is sent,
+and a file with any problem is rejected whole with every problem it has listed in one line.
 
 Personal data (``name``, ``surname``, ``phone``) only ever serves to compute the salted
 ``external_id``; it is removed from what is sent.

@@ -16,9 +16,10 @@ participant files, copied from them without parsing. ``--mode feedback`` writes 
 feedback files, ``--mode results`` only the results files (the feedback is still fetched, to
 rebuild ``user_feedback``).
 
-``user_feedback``: the server puts only the first feedback comment into each result (API.md,
-"Known server bug"); it is replaced by the list of all that participant's feedback for the
-same video within the requested range, in date order (``[]`` when there is none).
+``user_feedback``: the server puts only the first feedback comment into each result
+(docs/PROTOCOL.md, "Server bug"); it is replaced by the list of all that participant's
+feedback for the same video within the requested range, in date order (``[]`` when there is
+none).
 
 How the work is shaped, and why:
 

@@ -1,4 +1,4 @@
-"""The sandbox platform's REST side: aiohttp speaking exactly what API.md describes.
+"""The sandbox platform's REST side: aiohttp speaking exactly what docs/PROTOCOL.md describes.
 
 One catch-all handler reproduces the order in which the real stack (nginx, gunicorn, Django's
 CommonMiddleware, Django REST Framework) answers: missing trailing slash (301) and unknown
@@ -31,17 +31,24 @@ RESET: Any = web.RequestKey("reset", bool) if hasattr(web, "RequestKey") else "r
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
-SERVER_ERROR_HTML = b"<h1>Server Error (500)</h1>"
+
+
+def error_page(title: str, details: str = "") -> bytes:
+    """Django's built-in error page (``django.views.defaults.ERROR_PAGE_TEMPLATE``): what the
+    platform sends for 404 and 500 with ``DEBUG = False`` and no templates of its own."""
+    return (
+        f'\n<!doctype html>\n<html lang="en">\n<head>\n  <title>{title}</title>\n</head>\n'
+        f"<body>\n  <h1>{title}</h1><p>{details}</p>\n</body>\n</html>\n"
+    ).encode()
+
+
+SERVER_ERROR_HTML = error_page("Server Error (500)")
 BAD_GATEWAY_HTML = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     b"</body>\r\n</html>\r\n"
 )
-NOT_FOUND_HTML = (
-    b'<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n'
-    b"<body>\n  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n"
-    b"</body>\n</html>\n"
-)
+NOT_FOUND_HTML = error_page("Not Found", "The requested resource was not found on this server.")
 DATETIME_FORMAT_ERROR = (
     "Datetime has wrong format. Use one of these formats instead: "
     "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
@@ -92,16 +99,26 @@ def unauthorized(detail: str) -> HttpAnswer:
 
 
 def parse_filter_datetime(field: str, value: str) -> int | None:
-    """A django-filter DateTimeFilter value: naive = Warsaw, date-only = Warsaw midnight."""
+    """A django-filter DateTimeFilter value: naive = Warsaw, date-only = Warsaw midnight.
+
+    Raises :class:`ValueError` with Django's message: not a date/time, or a naive time that
+    does not exist or is ambiguous in Warsaw (a DST change; Django's ``make_aware`` refuses).
+    """
     text = value.strip()
     if not text:
         return None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise HttpAnswer(json_response(400, {field: ["Enter a valid date/time."]})) from None
+        raise ValueError("Enter a valid date/time.") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=WARSAW)
+        aware = parsed.replace(tzinfo=WARSAW)
+        if aware.utcoffset() != aware.replace(fold=1).utcoffset():
+            raise ValueError(
+                f"{parsed} couldn\u2019t be interpreted in time zone Europe/Warsaw; it may be "
+                "ambiguous or it may not exist."
+            )
+        parsed = aware
     return to_us(parsed)
 
 
@@ -134,6 +151,13 @@ class Route:
     get: Handler | None = None
     post: Handler | None = None
     auth: bool = True
+    listed: bool = False  # registered on the router: also answers with a ``.json`` suffix
+
+
+#: What the router root (``/api/``) links to, in the platform's order (``users`` is not one).
+ROOT_LINKS = ("events", "forms", "feedback-comments", "watch-results", "missing-videos")
+#: The API documentation routes: they exist, and need a token like everything else.
+DOC_ROUTES = ("/swagger.json", "/swagger.yaml", "/api/swagger/", "/api/doc/")
 
 
 class PlatformApp:
@@ -145,15 +169,21 @@ class PlatformApp:
         self.faults = faults or Faults()
         self.rng = random.Random(self.faults.seed)
         self.routes: dict[str, Route] = {
-            "/api/users/": Route(get=self.users),
+            "/api/": Route(get=self.api_root),
+            "/api/users/": Route(get=self.users, listed=True),
             "/api/users/schedules/": Route(get=self.schedules),
             "/api/users/update_schedule/": Route(post=self.update_schedule),
             "/api/users/me/config/": Route(get=self.me_config),
             "/api/users/token/login/": Route(post=self.login, auth=False),
-            "/api/watch-results/": Route(get=self.list_results, post=self.post_result),
-            "/api/feedback-comments/": Route(get=self.list_feedback, post=self.post_feedback),
-            "/api/missing-videos/": Route(get=self.list_missing, post=self.post_missing),
-            "/api/events/": Route(post=self.post_event),
+            "/api/watch-results/": Route(get=self.list_results, post=self.post_result, listed=True),
+            "/api/feedback-comments/": Route(
+                get=self.list_feedback, post=self.post_feedback, listed=True
+            ),
+            "/api/missing-videos/": Route(
+                get=self.list_missing, post=self.post_missing, listed=True
+            ),
+            "/api/events/": Route(post=self.post_event, listed=True),
+            **{path: Route(get=self.api_doc) for path in DOC_ROUTES},
         }
         self.requests = 0
 
@@ -192,6 +222,13 @@ class PlatformApp:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         route = self.routes.get(path)
+        if route is None and path.endswith(".json") and path[:-5] + "/" in self.routes:
+            # DRF's format suffix: a router's list route answers as without it; a custom
+            # action (``/api/users/schedules.json``) crashes in the view (500 page).
+            route = self.routes[path[:-5] + "/"]
+            if not route.listed:
+                await self._authenticate(request)
+                raise ServerCrash(f"format suffix on the custom action {path}")
         if route is None:
             if not path.endswith("/") and path + "/" in self.routes:
                 query = request.query_string
@@ -200,7 +237,11 @@ class PlatformApp:
                     status=301, headers={"Location": location, "Content-Type": HTML_TYPE}
                 )
             return html_response(404, NOT_FOUND_HTML)
-        account = await self._authenticate(request) if route.auth else 0
+        account = 0
+        if route.auth or request.headers.get("Authorization", "").lower().startswith("token"):
+            # A token header is checked even where none is needed (DRF authenticates every
+            # request that carries one): a bad one on token login is 401, as on the platform.
+            account = await self._authenticate(request)
         handler = {"GET": route.get, "POST": route.post}.get(request.method)
         if request.method == "HEAD":
             handler = route.get
@@ -337,10 +378,10 @@ class PlatformApp:
                     out[name] = parse_body_datetime(value)
                 except ValueError as exc:
                     errors[name] = [str(exc)]
-            elif kind in ("str", "text"):
+            elif kind == "str":
                 if isinstance(value, dict | list):
                     errors[name] = ["Not a valid string."]
-                elif kind == "str" and str(value).strip() == "":
+                elif str(value).strip() == "":
                     errors[name] = ["This field may not be blank."]
                 else:
                     out[name] = str(value)
@@ -356,6 +397,32 @@ class PlatformApp:
         return out
 
     # -- views ----------------------------------------------------------------------------
+
+    async def api_root(self, request: web.Request, account: int) -> web.StreamResponse:
+        base = f"{request.scheme}://{request.host}/api"
+        return json_response(200, {name: f"{base}/{name}/" for name in ROOT_LINKS})
+
+    async def api_doc(self, request: web.Request, account: int) -> web.StreamResponse:
+        """A short Swagger 2.0 description of the routes (JSON is valid YAML too)."""
+        paths = {
+            path.removeprefix("/api"): {
+                method: {"responses": {"200": {"description": ""}}}
+                for method, handler in (("get", route.get), ("post", route.post))
+                if handler is not None
+            }
+            for path, route in self.routes.items()
+            if path.startswith("/api/") and path not in DOC_ROUTES and path != "/api/"
+        }
+        doc = {
+            "swagger": "2.0",
+            "info": {"title": "Longterm API", "version": "v1"},
+            "basePath": "/api",
+            "securityDefinitions": {"Token": {"type": "apiKey", "name": "Authorization"}},
+            "paths": paths,
+        }
+        if request.path.endswith(".yaml"):
+            return web.Response(body=dumps(doc), headers={"Content-Type": "application/yaml"})
+        return json_response(200, doc)
 
     async def users(self, request: web.Request, account: int) -> web.StreamResponse:
         return json_response(200, await self.store.read(self.store.users))
@@ -385,9 +452,17 @@ class PlatformApp:
         return json_response(200, {"auth_token": token})
 
     def _bounds(self, request: web.Request) -> tuple[int | None, int | None]:
-        start = parse_filter_datetime("start_date", request.query.get("start_date", ""))
-        stop = parse_filter_datetime("stop_date", request.query.get("stop_date", ""))
-        return start, stop
+        """Both bounds validated before answering: one 400 names every bad field."""
+        bounds: dict[str, int | None] = {}
+        errors: dict[str, list[str]] = {}
+        for name in ("start_date", "stop_date"):
+            try:
+                bounds[name] = parse_filter_datetime(name, request.query.get(name, ""))
+            except ValueError as exc:
+                errors[name] = [str(exc)]
+        if errors:
+            raise HttpAnswer(json_response(400, errors))
+        return bounds["start_date"], bounds["stop_date"]
 
     async def list_results(self, request: web.Request, account: int) -> web.StreamResponse:
         """Streamed in batches: a 100+ MB list costs a few MB of memory, not the list."""
@@ -418,11 +493,14 @@ class PlatformApp:
     async def post_result(self, request: web.Request, account: int) -> web.StreamResponse:
         f = self._fields(await self._body(request), {"date": "datetime", "result": "json"})
         item = await self.store.call(self.store.add_result, account, f["date"], f["result"])
+        if not isinstance(f["result"], dict):
+            # The platform saves the row, then fails rendering it: a 500 page, a poison row.
+            raise ServerCrash(f"result of account {account} is not an object")
         return json_response(201, item)
 
     async def post_feedback(self, request: web.Request, account: int) -> web.StreamResponse:
         f = self._fields(
-            await self._body(request), {"video": "str", "date": "datetime", "comment": "text"}
+            await self._body(request), {"video": "str", "date": "datetime", "comment": "str"}
         )
         item = await self.store.call(
             self.store.add_feedback, account, f["date"], f["video"], f["comment"]

@@ -299,7 +299,7 @@ class Store:
         )
 
     def update_schedule(self, body: Any, today: date) -> bytes:
-        """POST /api/users/update_schedule/, crash points and all (API.md, merge rule)."""
+        """POST /api/users/update_schedule/, crash points and all (docs/PROTOCOL.md, merge rule)."""
         if not isinstance(body, dict) or "schedule" not in body:
             raise ServerCrash("no schedule key")
         uploaded = body["schedule"]
