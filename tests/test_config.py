@@ -122,3 +122,95 @@ def test_config_holding_token_readable_by_others_warns(tmp_path: Path) -> None:
     path.chmod(0o600)
     quiet = run_cli(["config", "--config", str(path), "--server", "x"], cwd=tmp_path)
     assert "chmod" not in quiet.err and TOKEN not in quiet.out + quiet.err
+
+
+@pytest.mark.parametrize(
+    ("server", "url"),
+    [
+        ("dev-my.custom.server", "https://dev-my.custom.server"),
+        ("host.example:8443", "https://host.example:8443"),
+        ("127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("localhost:8000", "http://localhost:8000"),
+        ("[::1]:8000", "http://[::1]:8000"),
+        ("http://host.example:8000", "http://host.example:8000"),
+        ("https://host.example/", "https://host.example"),
+    ],
+)
+def test_server_address_without_a_scheme_one_rule(server: str, url: str) -> None:
+    assert parse_config({}, None).profile(server, token=TOKEN).url == url
+
+
+def test_server_address_with_a_bad_port_is_one_line() -> None:
+    with pytest.raises(ConfigError, match="port that is not a number"):
+        parse_config({}, None).profile("host.example:https")
+
+
+def test_ssh_port_flag_overrides_the_profile(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(tmp_path / "c.toml", '[servers.x]\nurl = "https://x.example"\nssh_port = 2200\n')
+    )
+    assert cfg.profile("x").ssh_port == 2200
+    assert cfg.profile("x", ssh_port=2222).ssh_port == 2222
+    assert cfg.profile("x.example:8443", ssh_port=2222).ssh_port == 2222
+    out = run_cli(["config", "--config", str(tmp_path / "c.toml"), "--server=x", "--ssh-port=2222"])
+    assert out.code == 0 and "ssh: media@x.example:2222" in out.out
+    bad = run_cli(["config", "--server=x.example", "--ssh-port=99999"], cwd=tmp_path)
+    assert bad.code == 2 and "not a port number" in bad.one_line_error()
+
+
+def test_config_is_found_from_a_sub_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "config.toml", '[servers.prod]\nurl = "https://p.example"\n')
+    deep = tmp_path / "study" / "user_001"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    monkeypatch.delenv("LONGTERM_CONFIG", raising=False)
+    config = load_config()
+    assert config.path == tmp_path / "config.toml"
+    assert config.profile("prod").url == "https://p.example"
+
+
+def test_no_config_names_every_path_and_the_init_command(tmp_path: Path) -> None:
+    deep = tmp_path / "study" / "user_001"
+    deep.mkdir(parents=True)
+    home = tmp_path / "home"
+    result = run_cli(["download-results", "--server=prod"], cwd=deep, env={"HOME": str(home)})
+    assert result.code == 2
+    line = result.one_line_error()
+    assert "server profile 'prod' has no url" in line and "longterm config --init" in line
+    for looked in (deep, deep.parent, tmp_path, Path("/")):
+        assert f"{looked / 'config.toml'}" in line
+    assert str(home / ".config/longterm/config.toml") in line
+
+
+def test_config_init_writes_a_private_commented_config(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run_cli(["config", "--init"], cwd=tmp_path, env={"HOME": str(home)})
+    assert result.code == 0, result.err
+    path = home / ".config" / "longterm" / "config.toml"
+    assert path.stat().st_mode & 0o777 == 0o600
+    text = path.read_text()
+    assert text.count("\n#") > 10  # commented
+    config = load_config(path)
+    assert {"dev", "prod"} <= set(config.servers) and config.limits == Limits()
+    again = run_cli(["config", "--init"], cwd=tmp_path, env={"HOME": str(home)})
+    assert again.code == 2 and "already exists" in again.one_line_error()
+    assert path.read_text() == text
+    local = run_cli(["config", "--init", "study.toml"], cwd=tmp_path, env={"HOME": str(home)})
+    assert local.code == 0 and (tmp_path / "study.toml").stat().st_mode & 0o777 == 0o600
+    # a profile without url names the file to edit
+    no_url = run_cli(["config", "--config", "study.toml", "--server=dev"], cwd=tmp_path)
+    assert "study.toml [servers.dev]" in no_url.one_line_error()
+
+
+def test_config_prints_values_as_a_person_reads_them(tmp_path: Path) -> None:
+    result = run_cli(
+        ["config", "--server=https://x.example", "--token", TOKEN],
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path)},
+    )
+    assert result.code == 0, result.err
+    assert "None" not in result.out and "[" not in result.out and "'" not in result.out
+    lines = dict(ln.split(": ", 1) for ln in result.out.splitlines() if ": " in ln)
+    assert lines["config"].startswith("no config file found; looked at ")
+    assert lines["profiles"] == "dev, prod"
+    assert lines["token"] == "d2f1...7594"

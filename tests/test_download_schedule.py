@@ -73,3 +73,10 @@ def test_participant_without_schedule_fails_alone(sandbox: SandboxInfo, tmp_path
     assert result.code == 1
     assert "participant nobody: the server has no schedule for it" in result.out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_video_folder_positional_or_flag_not_both(sandbox: SandboxInfo, tmp_path: Path) -> None:
+    result = schedules(sandbox, tmp_path, "--mode=video", "--video_path=a", "b", script=True)
+    assert result.code == 2
+    assert "given twice ('b' and 'a')" in result.one_line_error()
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

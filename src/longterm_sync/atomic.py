@@ -44,11 +44,14 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path | str, mode: str = "wb") -> Iterator[IO[bytes]]:
+def atomic_writer(
+    path: Path | str, mode: str = "wb", *, permissions: int | None = None
+) -> Iterator[IO[bytes]]:
     """Yield a file object; on clean exit its content replaces ``path`` atomically.
 
     On any exception the temporary file is removed and ``path`` is untouched. The file is
-    created with the permissions a plain ``open`` would give (umask honoured).
+    created with the permissions a plain ``open`` would give (umask honoured), or exactly
+    ``permissions`` (a file holding secrets is never readable by others, not even briefly).
     """
     target = Path(path)
     folder = target.parent
@@ -63,7 +66,7 @@ def atomic_writer(path: Path | str, mode: str = "wb") -> Iterator[IO[bytes]]:
     try:
         umask = os.umask(0)
         os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+        os.fchmod(fd, 0o666 & ~umask if permissions is None else permissions)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()

@@ -1,8 +1,17 @@
 """Config profiles (``config.toml``), concurrency limits, and how a ``--server`` value resolves.
 
-Lookup order for the file: ``--config PATH``, ``$LONGTERM_CONFIG``, ``./config.toml``,
+Lookup order for the file: ``--config PATH``, ``$LONGTERM_CONFIG``, ``config.toml`` in the
+current folder or the nearest parent folder that has one (a study's participant sub-folder
+finds the study's config, as the original workflow ``cd study/user_001`` expects),
 ``~/.config/longterm/config.toml``. Without any file the built-in ``dev`` and ``prod``
-profiles exist but have no URL, so ``--server=URL`` still works as in the original scripts.
+profiles exist but have no URL, so ``--server=URL`` still works as in the original scripts;
+asking for a profile without a URL names every path looked at and ``longterm config --init``.
+
+``--server`` is a profile name when such a profile exists; otherwise it is the server's
+address, with one rule (:func:`server_url`): a value with a scheme is used as it is; without
+one, ``https://`` is assumed, except for a loopback host (``localhost``, ``127.x.x.x``,
+``[::1]``), which gets ``http://`` (a local sandbox has no TLS). ``host:port`` is the REST
+port; the SSH port is ``--ssh-port`` (or the profile's ``ssh_port``, default 22).
 
 Tokens never appear in a ``repr`` or a message: use :func:`mask_token`.
 """
@@ -192,27 +201,61 @@ class Config:
     limits: Limits
     defaults: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    searched: tuple[Path, ...] = ()  # where the file was looked for, in order
 
     def profile(
-        self, server: str | None, *, token: str | None = None, key: str | None = None
+        self,
+        server: str | None,
+        *,
+        token: str | None = None,
+        key: str | None = None,
+        ssh_port: int | None = None,
     ) -> ServerProfile:
-        """Resolve ``--server`` (a profile name or a URL) with ``--token``/``--key``."""
+        """Resolve ``--server`` (a profile name or an address) with ``--token``/``--key``/
+        ``--ssh-port``."""
         server = (server or DEFAULT_SERVER).strip()
         if server in self.servers:
-            return _build_profile(server, self.servers[server], self, token=token, key=key)
-        if _looks_like_url(server):
-            url = server if "://" in server else f"https://{server}"
-            return _build_profile(url, {"url": url}, self, token=token, key=key, adhoc=True)
+            return _build_profile(
+                server, self.servers[server], self, token=token, key=key, ssh_port=ssh_port
+            )
+        if _looks_like_address(server):
+            url = server_url(server)
+            return _build_profile(
+                url, {"url": url}, self, token=token, key=key, ssh_port=ssh_port, adhoc=True
+            )
         known = ", ".join(sorted(self.servers)) or "none"
-        where = str(self.path) if self.path else "no config file found"
         raise ConfigError(
-            f"unknown server profile '{server}' (profiles: {known}; {where})",
+            f"unknown server profile '{server}' (profiles: {known}; {self.where()})",
             hint="pass --server=https://host or add [servers." + server + "] to config.toml",
         )
 
+    def where(self) -> str:
+        """Which file was read, or every path looked at when none was found."""
+        if self.path:
+            return str(self.path)
+        looked = ", ".join(str(p) for p in self.searched) or "nowhere"
+        return f"no config file found; looked at {looked}"
 
-def _looks_like_url(value: str) -> bool:
+
+def _looks_like_address(value: str) -> bool:
     return "://" in value or "." in value or ":" in value or value == "localhost"
+
+
+LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+def server_url(value: str) -> str:
+    """The one rule for ``--server`` values that are not a profile name.
+
+    With a scheme: as given. Without: ``https://``, except for a loopback host (``localhost``,
+    ``127.x.x.x``, ``[::1]``), which is ``http://``; a ``:port`` is kept (the REST port).
+    """
+    value = value.strip()
+    if "://" in value:
+        return value
+    host = urlsplit(f"//{value}").hostname or ""
+    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    return f"{'http' if loopback else 'https'}://{value}"
 
 
 def _env_lookup(name: str, dotenv: Mapping[str, str]) -> str | None:
@@ -247,20 +290,34 @@ def _build_profile(
     *,
     token: str | None,
     key: str | None,
+    ssh_port: int | None = None,
     adhoc: bool = False,
 ) -> ServerProfile:
     where = f"{config.path or 'config'} [servers.{name}]"
     merged: dict[str, Any] = {**config.defaults, **raw}
     url = str(merged.get("url") or "").strip().rstrip("/")
     if not url:
+        if config.path is None:
+            raise ConfigError(
+                f"server profile '{name}' has no url ({config.where()})",
+                hint=f"create one with: longterm config --init, then set url in [servers.{name}];"
+                " or pass --server=https://host",
+            )
         raise ConfigError(
             f"server profile '{name}' has no url",
             hint=f'add url = "https://..." to {where} or pass --server=https://host',
         )
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(f"{where}: url {url!r} has a port that is not a number") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{where}: url {url!r} is not an http(s) URL")
     dotenv = read_dotenv()
+    if config.path is not None and config.path.parent.resolve() != Path.cwd().resolve():
+        # the .env beside the config counts too (a study's sub-folder has none of its own)
+        dotenv = {**read_dotenv(config.path.parent / ".env"), **dotenv}
     token_source = "--token"
     resolved_token = token
     if resolved_token is None and not adhoc:
@@ -285,10 +342,13 @@ def _build_profile(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"{where}: unknown timezone {timezone!r}") from exc
-    try:
-        ssh_port = int(merged.get("ssh_port") or 22)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: ssh_port must be a number") from exc
+    if ssh_port is None:
+        try:
+            ssh_port = int(merged.get("ssh_port") or 22)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: ssh_port must be a number") from exc
+    if not 0 < ssh_port < 65536:
+        raise ConfigError(f"SSH port {ssh_port} is not a port number (1-65535)")
     base = config.path.parent if config.path else Path.cwd()
     return ServerProfile(
         name=name,
@@ -311,22 +371,45 @@ def _resolve_path(value: str, base: Path) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
-def find_config_file(explicit: str | os.PathLike[str] | None) -> Path | None:
+USER_CONFIG = Path("~/.config/longterm/config.toml")
+"""Where ``longterm config --init`` writes by default: found from any folder."""
+
+
+def config_candidates(cwd: Path | None = None) -> list[Path]:
+    """Every path looked at without ``--config``/``$LONGTERM_CONFIG``, in order: config.toml
+    in the current folder and each parent up to the root, then the user's config."""
+    here = (cwd or Path.cwd()).resolve()
+    return [folder / "config.toml" for folder in (here, *here.parents)] + [USER_CONFIG.expanduser()]
+
+
+def find_config_file(
+    explicit: str | os.PathLike[str] | None,
+) -> tuple[Path | None, tuple[Path, ...]]:
+    """The config file to read (``None``: none found), and every path looked at."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist", hint="check --config")
-        return path
+        return path, (path,)
     env = os.environ.get(CONFIG_ENV)
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
             raise ConfigError(f"config file {path} (from ${CONFIG_ENV}) does not exist")
-        return path
-    for candidate in (Path("config.toml"), Path("~/.config/longterm/config.toml").expanduser()):
+        return path, (path,)
+    candidates = config_candidates()
+    for n, candidate in enumerate(candidates):
         if candidate.is_file():
-            return candidate
-    return None
+            return _shown(candidate), tuple(candidates[: n + 1])
+    return None, tuple(candidates)
+
+
+def _shown(path: Path) -> Path:
+    """``config.toml`` as found in the current folder stays relative (as before)."""
+    try:
+        return path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 _PROFILE_KEYS = {
@@ -352,16 +435,16 @@ _BUILTIN_SERVERS: dict[str, dict[str, Any]] = {
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Find, parse and validate the config file; every problem is a one-line ConfigError."""
-    path = find_config_file(explicit)
+    path, searched = find_config_file(explicit)
     if path is None:
-        return Config(path=None, servers=dict(_BUILTIN_SERVERS), limits=Limits())
+        return Config(path=None, servers=dict(_BUILTIN_SERVERS), limits=Limits(), searched=searched)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    return parse_config(data, path)
+    return dataclasses.replace(parse_config(data, path), searched=searched)
 
 
 def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:

@@ -107,7 +107,7 @@ def write_snapshot(
         res_ids = store.listing(snapshot.id, results_name(ext))
         sched_ids = store.listing(snapshot.id, schedule_name(ext))
         fb_parts = list(store.records(fb_ids or []))
-        if fb_ids is not None:
+        if fb_parts:  # as download-results: a feedback file only for who has feedback
             path = folder / feedback_name(ext)
             _array_file(path, fb_parts, written)
             feedback_src.append((path, len(fb_parts)))

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +36,24 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """``-excel_time=FILE`` means ``--excel_time=FILE``: the seed's own example of
+        user_activity spells a long flag with one dash, which argparse would read as a
+        cluster of short flags."""
+        if args is not None:
+            args = [self._one_dash_long(arg) for arg in args]
+        return super().parse_known_args(args, namespace)
+
+    def _one_dash_long(self, arg: str) -> str:
+        if not arg.startswith("-") or arg.startswith("--") or len(arg) < 4:
+            return arg
+        name = arg.split("=", 1)[0]
+        if name not in self._option_string_actions and "-" + name in self._option_string_actions:
+            return "-" + arg
+        return arg
+
 
 def help_formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, width=HELP_WIDTH, max_help_position=32)
@@ -50,7 +68,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         const="dev",
         default="dev",
         metavar="SERVER",
-        help="profile name from config.toml (dev, prod, ...) or a URL https://host (default: dev)",
+        help="profile name from config.toml (dev, prod, ...) or the server's address: "
+        "https://host[:port] as given; host[:port] without a scheme means https://, or http:// "
+        "for a loopback host (localhost, 127.x.x.x) (default: dev)",
     )
     group.add_argument(
         "--token",
@@ -68,12 +88,32 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "or ~/.ssh/media@<host>)",
     )
     group.add_argument(
+        "--ssh-port",
+        "--ssh_port",
+        dest="ssh_port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="SSH port of the media account (default: the profile's ssh_port, or 22)",
+    )
+    group.add_argument(
         "--config",
         default=None,
         metavar="PATH",
-        help="config file (default: $LONGTERM_CONFIG, ./config.toml, "
-        "~/.config/longterm/config.toml)",
+        help="config file (default: $LONGTERM_CONFIG, config.toml in this folder or the "
+        "nearest parent folder, ~/.config/longterm/config.toml; create one with "
+        "longterm config --init)",
     )
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, *, output_dir: bool = True) -> None:
@@ -167,6 +207,7 @@ class Context:
             getattr(self.args, "server", None),
             token=getattr(self.args, "token", None),
             key=getattr(self.args, "key", None),
+            ssh_port=getattr(self.args, "ssh_port", None),
         )
         if profile.token:
             MASK_FILTER.secrets.add(profile.token)
@@ -196,6 +237,13 @@ class Context:
             for line in lines:
                 print(line, file=self.stdout)
         return int(summary.exit_code)
+
+
+def pick_path(positional: str | None, option: str | None, flag: str, default: str) -> Path:
+    """A folder the original scripts took as a positional and as a flag: either, not both."""
+    if positional is not None and option is not None and Path(positional) != Path(option):
+        raise UsageError(f"{flag} given twice ({positional!r} and {option!r})")
+    return Path(option or positional or default)
 
 
 def fail_usage(message: str, hint: str | None = None) -> NoReturn:

@@ -10,7 +10,7 @@ from ..config import Limits, ServerProfile
 from ..pipelines.schedules import ScheduleOptions, run_download_schedule
 from ..select import SELECTION_HELP, add_selection_arguments
 from ..summary import Summary
-from .common import Context, add_output_arguments, add_server_arguments
+from .common import Context, add_output_arguments, add_server_arguments, pick_path
 from .selection import selection_for
 
 NAME = "download-schedule"
@@ -37,13 +37,21 @@ EXAMPLES = """\
   longterm download-schedule --mode=json
   longterm download-schedule --mode=json --server=prod \\
       --user_time=,,,2021-12-30T00:00:00,2022-01-31T23:59:59
-  longterm download-schedule --server=dev --mode=video+json --video_path=./videos_from_server
+  python scripts/download-schedule.py --key ~/.ssh/media@my.custom.server --server=dev \\
+      --mode=video+json ./videos_from_server
   python scripts/download-schedule.py --server=https://my.custom.server --key=./my_custom_key \\
       --token=abcdefgh0123456789abcdef0123456789abcdef
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "video_pos",
+        nargs="?",
+        default=None,
+        metavar="video_path",
+        help=f"where the videos go (default: {DEFAULT_VIDEO_PATH})",
+    )
     add_server_arguments(parser)
     group = parser.add_argument_group("download")
     group.add_argument(
@@ -60,10 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--video-path",
         nargs="?",
         const=DEFAULT_VIDEO_PATH,
-        default=DEFAULT_VIDEO_PATH,
+        default=None,
         dest="video_path",
         metavar="VIDEO_PATH",
-        help=f"where the videos go (default: {DEFAULT_VIDEO_PATH})",
+        help="same as the video_path positional",
     )
     group.add_argument(
         "--delete",
@@ -105,6 +113,9 @@ async def mirror_videos(
 
 
 def run(ctx: Context) -> int:
+    video_path = pick_path(
+        ctx.args.video_pos, ctx.args.video_path, "the video folder", DEFAULT_VIDEO_PATH
+    )
     profile = ctx.profile
     mode = ctx.args.mode
     summaries: list[Summary] = []
@@ -114,7 +125,7 @@ def run(ctx: Context) -> int:
         options = ScheduleOptions(output_dir=ctx.output_dir, selection=selection)
         summaries.append(ctx.run_async(run_download_schedule(profile, ctx.config.limits, options)))
     if "video" in mode:
-        dest = Path(ctx.args.video_path)
+        dest = video_path
         videos = ctx.run_async(mirror_videos(profile, ctx.config.limits, dest, ctx.args))
         for rel, md5 in videos.details.get("md5", {}).items():  # md5sum's format
             ctx.echo(f"{md5}  {dest / rel}")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
+from typing import Any
 
 import orjson
 
-from ..config import mask_token
+from ..config import USER_CONFIG, mask_token
+from ..config_init import write_initial_config
 from .common import Context, add_output_arguments, add_server_arguments
 
 NAME = "config"
@@ -15,20 +18,40 @@ ORDER = 90
 HELP = "show the resolved server profile (token masked) and limits"
 DESCRIPTION = (
     "Resolve --server/--token/--key/--config exactly as every other command does and print the\n"
-    "result, so a profile can be checked before a long run. Tokens are shown masked."
+    "result, so a profile can be checked before a long run. Tokens are shown masked.\n"
+    "\n"
+    "--init [PATH] writes a commented starter config with dev and prod profiles (mode 0600;\n"
+    "default ~/.config/longterm/config.toml, found from any folder; an existing file is never\n"
+    "overwritten). Set the url of each profile in it, and TOKEN_DEV / TOKEN_PROD in the\n"
+    "environment or a .env file."
 )
 EXAMPLES = """\
   longterm config --server=prod
   longterm config --config ./config.toml --server=https://my.custom.server --token=...
+  longterm config --init                  # ~/.config/longterm/config.toml
+  longterm config --init ./config.toml    # a study folder's own config (and its sub-folders')
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--init",
+        nargs="?",
+        const=str(USER_CONFIG),
+        default=None,
+        metavar="PATH",
+        help="write a commented starter config with dev/prod profiles to PATH (default: "
+        f"{USER_CONFIG}), mode 0600, and stop",
+    )
     add_server_arguments(parser)
     add_output_arguments(parser, output_dir=False)
 
 
 def run(ctx: Context) -> int:
+    if ctx.args.init is not None:
+        path = write_initial_config(Path(ctx.args.init))
+        ctx.echo(f"wrote {path} (mode 600): set url in [servers.dev] and [servers.prod]")
+        return 0
     config = ctx.config
     profile = ctx.profile
     data = {
@@ -48,13 +71,25 @@ def run(ctx: Context) -> int:
         "warnings": list(config.warnings),
     }
     if ctx.args.json:
+        data["searched"] = [str(p) for p in config.searched]
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), file=ctx.stdout)
         return 0
+    for line in human_lines(data, config.where()):
+        ctx.echo(line)
+    return 0
+
+
+def human_lines(data: dict[str, Any], where: str) -> list[str]:
+    """The values as a person reads them: no ``None``, no Python lists, limits one a line."""
+    lines = []
     for key, value in data.items():
         if key == "limits":
-            ctx.echo("limits:")
-            for name, limit in value.items():  # type: ignore[union-attr]
-                ctx.echo(f"  {name} = {limit}")
+            lines.append("limits:")
+            lines.extend(f"  {name} = {limit}" for name, limit in value.items())
+        elif key == "config":
+            lines.append(f"config: {value or where}")
+        elif key == "profiles":
+            lines.append(f"profiles: {', '.join(value) or 'none'}")
         elif key != "warnings":
-            ctx.echo(f"{key}: {value}")
-    return 0
+            lines.append(f"{key}: {value if value not in (None, '') else '-'}")
+    return lines

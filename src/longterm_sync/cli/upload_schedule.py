@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date
-from pathlib import Path
 
 from ..errors import UsageError
 from ..merge_plan import MergePlan
 from ..pipelines.upload import UploadOptions, run_upload
 from ..schedule_file import ScheduleFile
-from .common import Context, add_output_arguments, add_server_arguments
+from .common import Context, add_output_arguments, add_server_arguments, pick_path
 
 NAME = "upload-schedule"
 ORDER = 10
@@ -119,12 +118,6 @@ def _parse_date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {value!r}") from None
 
 
-def _pick(positional: str | None, option: str | None, flag: str, default: str) -> Path:
-    if positional is not None and option is not None and Path(positional) != Path(option):
-        raise UsageError(f"{flag} given twice ({positional!r} and {option!r})")
-    return Path(option or positional or default)
-
-
 class _PrintingReporter:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -151,8 +144,8 @@ def _ask(question: str) -> bool:
 def run(ctx: Context) -> int:
     args = ctx.args
     options = UploadOptions(
-        video_path=_pick(args.video_pos, args.video_opt, "video_path", DEFAULT_VIDEO_PATH),
-        jsons_path=_pick(args.jsons_pos, args.jsons_opt, "jsons_path", DEFAULT_JSONS_PATH),
+        video_path=pick_path(args.video_pos, args.video_opt, "video_path", DEFAULT_VIDEO_PATH),
+        jsons_path=pick_path(args.jsons_pos, args.jsons_opt, "jsons_path", DEFAULT_JSONS_PATH),
         dry_run=args.dry_run,
         verify=args.verify,
         accept_new_host_key=args.accept_new_host_key,
