@@ -55,7 +55,7 @@ def test_given_external_id_wins_and_is_kept(tmp_path: Path) -> None:
     assert loaded.external_id == "SFASDFASDF"
     assert loaded.id_source == ID_MISMATCH
     assert "name" not in loaded.payload
-    doc = schedule([DAY], external_id=external_id("Long_001", "Stress_test", "1234567"))
+    doc = schedule([DAY], external_id=external_id("Long_001", "Stress_test", "1234567", ""))
     assert load(tmp_path, doc).id_source == "given"
 
 

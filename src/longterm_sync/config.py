@@ -30,12 +30,14 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .ids import ORIGINAL_SALT
 
 DEFAULT_SERVER = "dev"
 DEFAULT_TIMEZONE = "Europe/Warsaw"
 DEFAULT_MEDIA_DIR = "media/videos"
 DEFAULT_SSH_USER = "media"
 CONFIG_ENV = "LONGTERM_CONFIG"
+SALT_ENV = "LONGTERM_SALT"
 
 
 def mask_token(token: str | None) -> str:
@@ -155,7 +157,13 @@ class ServerProfile:
     known_hosts: Path = Path()
     media_dir: str = DEFAULT_MEDIA_DIR
     timezone: str = DEFAULT_TIMEZONE
-    salt: str = field(default="", repr=False)
+    salt: str = field(default=ORIGINAL_SALT, repr=False)
+    salt_source: str = "the original scripts' default"
+
+    @property
+    def salt_is_original(self) -> bool:
+        """True when external_ids are hashed with the original scripts' public salt."""
+        return self.salt == ORIGINAL_SALT
 
     def __repr__(self) -> str:
         return (
@@ -334,9 +342,7 @@ def _build_profile(
                 )
     ssh_host = str(merged.get("ssh_host") or parts.hostname)
     key_path = key or merged.get("key") or f"~/.ssh/media@{ssh_host}"
-    salt = merged.get("salt")
-    if salt is None and merged.get("salt_env"):
-        salt = _env_lookup(str(merged["salt_env"]), dotenv)
+    salt, salt_source = _resolve_salt(merged, dotenv, where)
     timezone = str(merged.get("timezone") or DEFAULT_TIMEZONE)
     try:
         ZoneInfo(timezone)
@@ -362,8 +368,24 @@ def _build_profile(
         known_hosts=_resolve_path(str(merged.get("known_hosts") or "~/.ssh/known_hosts"), base),
         media_dir=str(merged.get("media_dir") or DEFAULT_MEDIA_DIR),
         timezone=timezone,
-        salt=str(salt or ""),
+        salt=salt,
+        salt_source=salt_source,
     )
+
+
+def _resolve_salt(
+    merged: Mapping[str, Any], dotenv: Mapping[str, str], where: str
+) -> tuple[str, str]:
+    """The salt and where it came from: ``salt``, then ``salt_env``, then ``$LONGTERM_SALT``
+    (also with ``--server=URL`` and no config file), else the original scripts' salt."""
+    if merged.get("salt") is not None:
+        return str(merged["salt"]), f"salt in {where}"
+    for env_name in (merged.get("salt_env"), SALT_ENV):
+        if env_name:
+            value = _env_lookup(str(env_name), dotenv)
+            if value:
+                return value, f"the environment variable {env_name}"
+    return ORIGINAL_SALT, "the original scripts' default"
 
 
 def _resolve_path(value: str, base: Path) -> Path:

@@ -67,6 +67,9 @@ class Participant:
     external_id: str
     start: datetime | None = None
     stop: datetime | None = None
+    also: str | None = None
+    """A second id to try when the server has none for ``external_id``: the hash of the
+    ``--user_time`` name with every space removed, as the original scripts computed it."""
 
     @property
     def short(self) -> str:
@@ -242,6 +245,7 @@ def _parse_user_time(value: str, *, salt: str, tz: ZoneInfo) -> Selection:
             hint='"name,surname,phone[,start,stop]" or ",,,start,stop"',
         )
     name, surname, phone = (f.strip() for f in fields[:3])
+    squeezed = ["".join(f.split()) for f in fields[:3]]
     start = stop = None
     if len(fields) == 5:
         start = _parse_bound(fields[3], tz, is_stop=False, what="--user_time: start")
@@ -256,7 +260,9 @@ def _parse_user_time(value: str, *, salt: str, tz: ZoneInfo) -> Selection:
             hint="give name, surname and phone, or none of them for every participant",
         )
     ext = hash_external_id(name, surname, phone, salt=salt)
-    return Selection(participants=[Participant(ext, start, stop)], source="user_time")
+    also = hash_external_id(*squeezed, salt=salt)
+    participant = Participant(ext, start, stop, also=also if also != ext else None)
+    return Selection(participants=[participant], source="user_time")
 
 
 def _parse_external_id_time(value: str, *, tz: ZoneInfo) -> Selection:
@@ -486,12 +492,14 @@ async def resolve_participants(selection: Selection, client: Directory) -> Resol
     warnings = list(selection.warnings)
     if selection.participants is not None:
         wanted = [p.external_id for p in selection.participants]
+        wanted += [p.also for p in selection.participants if p.also]
         if not wanted:
             return Resolved([], [], warnings)
         known = _schedule_ids(await client.schedules(wanted))
+        chosen = [_pick_spelling(p, known, warnings) for p in selection.participants]
         return Resolved(
-            [p for p in selection.participants if p.external_id in known],
-            [p for p in selection.participants if p.external_id not in known],
+            [p for p in chosen if p.external_id in known],
+            [p for p in chosen if p.external_id not in known],
             warnings,
         )
     users = await client.users()
@@ -516,6 +524,24 @@ async def resolve_participants(selection: Selection, client: Directory) -> Resol
         )
     log.debug("selection: %d participants with a schedule", len(participants))
     return Resolved(participants, [], warnings)
+
+
+def _pick_spelling(p: Participant, known: set[str], warnings: list[str]) -> Participant:
+    """The name as written if the server knows it, else with spaces removed (the original
+    scripts' spelling); the run says which one matched."""
+    if p.also is None:
+        return p
+    if p.external_id in known:
+        log.info("--user_time: the name as written matched participant %s", p.short)
+        return Participant(p.external_id, p.start, p.stop)
+    if p.also in known:
+        fallback = Participant(p.also, p.start, p.stop)
+        warnings.append(
+            f"--user_time: no participant with the name as written; matched {fallback.short} "
+            "with every space removed (as the original scripts hashed it)"
+        )
+        return fallback
+    return Participant(p.external_id, p.start, p.stop)
 
 
 def _fmt(value: datetime | None, tz: ZoneInfo | None) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 
-from ..config import USER_CONFIG, mask_token
+from ..config import USER_CONFIG, ServerProfile, mask_token
 from ..config_init import write_initial_config
+from ..ids import ORIGINAL_SALT
 from .common import Context, add_output_arguments, add_server_arguments
 
 NAME = "config"
@@ -66,7 +67,7 @@ def run(ctx: Context) -> int:
         "known_hosts": str(profile.known_hosts),
         "media_dir": profile.media_dir,
         "timezone": profile.timezone,
-        "salt": "set" if profile.salt else "empty (unsalted external_id)",
+        "salt": _describe_salt(profile),
         "limits": dataclasses.asdict(config.limits),
         "warnings": list(config.warnings),
     }
@@ -93,3 +94,15 @@ def human_lines(data: dict[str, Any], where: str) -> list[str]:
         elif key != "warnings":
             lines.append(f"{key}: {value if value not in (None, '') else '-'}")
     return lines
+
+
+def _describe_salt(profile: ServerProfile) -> str:
+    """Whether ids are hashed with the original's public salt; a custom salt is never shown."""
+    if profile.salt_is_original:
+        return (
+            f"the original scripts' public default {ORIGINAL_SALT!r} ({profile.salt_source}); "
+            "matches participants uploaded by the original scripts"
+        )
+    if not profile.salt:
+        return f"empty ({profile.salt_source}); not the original scripts' salt"
+    return f"custom, not the original's public default (from {profile.salt_source})"
