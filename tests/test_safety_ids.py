@@ -14,9 +14,15 @@ from longterm_sync.config import load_config
 from longterm_sync.ids import ORIGINAL_SALT, external_id
 
 VECTORS = [
-    (("Jan", "Kowalski", "123456789"), "76a8eb829fad54a22a55a3fb4cec0e4d3dbcfa11999d06ee8de771c4aab6927b"),
-    (("Long_001", "Stress_test", "1234567"), "3959dfcd588ff019158b5332f6b5be659d925c45e082768dfe7871c42e18357c"),
-]  # fmt: skip
+    (
+        ("Jan", "Kowalski", "123456789"),
+        "76a8eb829fad54a22a55a3fb4cec0e4d3dbcfa11999d06ee8de771c4aab6927b",
+    ),
+    (
+        ("Long_001", "Stress_test", "1234567"),
+        "3959dfcd588ff019158b5332f6b5be659d925c45e082768dfe7871c42e18357c",
+    ),
+]
 
 
 @pytest.mark.parametrize(("fields", "expected"), VECTORS)

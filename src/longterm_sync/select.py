@@ -260,7 +260,7 @@ def _parse_user_time(value: str, *, salt: str, tz: ZoneInfo) -> Selection:
             hint="give name, surname and phone, or none of them for every participant",
         )
     ext = hash_external_id(name, surname, phone, salt=salt)
-    also = hash_external_id(*squeezed, salt=salt)
+    also = hash_external_id(squeezed[0], squeezed[1], squeezed[2], salt)
     participant = Participant(ext, start, stop, also=also if also != ext else None)
     return Selection(participants=[participant], source="user_time")
 
