@@ -158,7 +158,7 @@ class ServerProfile:
     media_dir: str = DEFAULT_MEDIA_DIR
     timezone: str = DEFAULT_TIMEZONE
     salt: str = field(default=ORIGINAL_SALT, repr=False)
-    salt_source: str = "the original scripts' default"
+    salt_source: str = "the default of the original scripts"
 
     @property
     def salt_is_original(self) -> bool:
@@ -385,7 +385,7 @@ def _resolve_salt(
             value = _env_lookup(str(env_name), dotenv)
             if value:
                 return value, f"the environment variable {env_name}"
-    return ORIGINAL_SALT, "the original scripts' default"
+    return ORIGINAL_SALT, "the default of the original scripts"
 
 
 def _resolve_path(value: str, base: Path) -> Path:

@@ -100,9 +100,9 @@ def _describe_salt(profile: ServerProfile) -> str:
     """Whether ids are hashed with the original's public salt; a custom salt is never shown."""
     if profile.salt_is_original:
         return (
-            f"the original scripts' public default {ORIGINAL_SALT!r} ({profile.salt_source}); "
-            "matches participants uploaded by the original scripts"
+            f"{ORIGINAL_SALT}, the public default of the original scripts "
+            f"({profile.salt_source}); matches participants they uploaded"
         )
     if not profile.salt:
-        return f"empty ({profile.salt_source}); not the original scripts' salt"
-    return f"custom, not the original's public default (from {profile.salt_source})"
+        return f"empty ({profile.salt_source}); not the salt of the original scripts"
+    return f"custom, not the public default of the original scripts (from {profile.salt_source})"
