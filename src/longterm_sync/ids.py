@@ -46,14 +46,17 @@ def shown_id(value: str) -> str:
     return text if is_safe_id(value) else f"'{text}'"
 
 
+REFUSED_REASON = (
+    "refused: an external_id must be 1-128 of A-Z a-z 0-9 _ - to name a file; nothing "
+    "fetched or written for it"
+)
+
+
 class UnsafeIdError(ValueError):
     """An id that must not name a file; ``str()`` says which and why, escaped."""
 
     def __init__(self, value: str) -> None:
-        super().__init__(
-            f"external_id {shown_id(value)} refused: not 1-128 of A-Z a-z 0-9 _ - "
-            "(it would not be a safe file name)"
-        )
+        super().__init__(f"participant {shown_id(value)}: {REFUSED_REASON}")
         self.value = value
 
 

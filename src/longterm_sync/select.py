@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 
 from .errors import SelectionError
 from .ids import external_id as hash_external_id
+from .ids import is_safe_id, shown_id
 from .timeutil import parse_datetime
 
 log = logging.getLogger("longterm_sync.select")
@@ -375,8 +376,6 @@ def _parse_excel_time(value: str, *, salt: str, tz: ZoneInfo, now: datetime) -> 
                 ext = hash_external_id(name, surname, phone, salt=salt)
         if not ext:
             raise SelectionError(f"--excel_time{where}: no external_id")
-        if not _ID_RE.match(ext):
-            raise SelectionError(f"--excel_time{where}: {ext[:20]!r} is not an external_id")
         start = _cell_bound(cells["start_date"], tz, is_stop=False, where=where)
         stop = _cell_bound(cells["stop_date"], tz, is_stop=True, where=where)
         _check_range(start, stop, "excel_time", where)
@@ -474,6 +473,9 @@ class Resolved:
     participants: list[Participant]
     unknown: list[Participant] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    refused: list[Participant] = field(default_factory=list)
+    """Ids that may not name a file (:func:`~longterm_sync.ids.is_safe_id`): each a failure,
+    nothing is fetched or written for them."""
 
 
 UNKNOWN_REASON = "the server has no schedule for it (wrong salt or server?)"
@@ -491,39 +493,44 @@ async def resolve_participants(selection: Selection, client: Directory) -> Resol
     """
     warnings = list(selection.warnings)
     if selection.participants is not None:
-        wanted = [p.external_id for p in selection.participants]
-        wanted += [p.also for p in selection.participants if p.also]
+        safe = [p for p in selection.participants if is_safe_id(p.external_id)]
+        refused = [p for p in selection.participants if not is_safe_id(p.external_id)]
+        wanted = [p.external_id for p in safe]
+        wanted += [p.also for p in safe if p.also]
         if not wanted:
-            return Resolved([], [], warnings)
+            return Resolved([], [], warnings, refused)
         known = _schedule_ids(await client.schedules(wanted))
-        chosen = [_pick_spelling(p, known, warnings) for p in selection.participants]
+        chosen = [_pick_spelling(p, known, warnings) for p in safe]
         return Resolved(
             [p for p in chosen if p.external_id in known],
             [p for p in chosen if p.external_id not in known],
             warnings,
+            refused,
         )
     users = await client.users()
     with_schedule = _schedule_ids(await client.schedules())
     participants: list[Participant] = []
     orphans: list[str] = []
+    unsafe: list[Participant] = []
     seen: set[str] = set()
     for user in users:
         if user in seen:
             continue
         seen.add(user)
         if user in with_schedule:
-            participants.append(Participant(user, selection.start, selection.stop))
+            who = Participant(user, selection.start, selection.stop)
+            (participants if is_safe_id(user) else unsafe).append(who)
         elif user in STAFF_ACCOUNTS:
             log.debug("account %s has no schedule (staff account, not reported)", user)
         else:
-            orphans.append(user[:12])
+            orphans.append(user[:12] if is_safe_id(user) else shown_id(user))
     if orphans:
         warnings.append(
             f"{len(orphans)} account(s) have no schedule and are left out (orphans of a "
             f"failed upload?): {', '.join(orphans[:10])}" + (" ..." if len(orphans) > 10 else "")
         )
     log.debug("selection: %d participants with a schedule", len(participants))
-    return Resolved(participants, [], warnings)
+    return Resolved(participants, [], warnings, unsafe)
 
 
 def _pick_spelling(p: Participant, known: set[str], warnings: list[str]) -> Participant:

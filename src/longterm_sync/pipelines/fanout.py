@@ -22,6 +22,7 @@ from ..api import PlatformClient, decode_json
 from ..atomic import local_io_error
 from ..config import Limits
 from ..errors import LocalIOError, LongtermError, ProtocolError, TransientError
+from ..ids import REFUSED_REASON, shown_id
 from ..select import UNKNOWN_REASON, Directory, Participant, Selection, resolve_participants
 from ..summary import Summary
 from ..windows import participant_windows
@@ -72,6 +73,8 @@ async def resolve_into(
     summary.warnings.extend(resolved.warnings)
     for p in resolved.unknown:
         summary.fail(f"participant {p.external_id}", UNKNOWN_REASON)
+    for p in resolved.refused:
+        summary.fail(f"participant {shown_id(p.external_id)}", REFUSED_REASON)
     if selection.skipped:
         summary.counts.setdefault("participants", 0)  # keep "participants" first in the line
         summary.count("skipped", len(selection.skipped))

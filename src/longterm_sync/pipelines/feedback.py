@@ -27,6 +27,7 @@ from typing import Any
 from ..api import FEEDBACK_COMMENTS, PlatformClient
 from ..atomic import write_text_atomic
 from ..config import Limits, ServerProfile
+from ..ids import REFUSED_REASON, is_safe_id, shown_id
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
@@ -111,6 +112,8 @@ async def run_feedback(
         summary.details["requests"] = client.requests
         summary.details["retried"] = client.retried
     rows = [r if isinstance(r, dict) else {} for chunk in chunks if chunk for r in chunk]
+    if selection.is_all:
+        rows = _drop_refused(rows, summary)
     incomplete = sum(1 for r in rows if _sort_key(r) == float("-inf") or not r.get("video"))
     text = await asyncio.to_thread(feedback_csv, rows)
     path = options.output_dir / CSV_NAME
@@ -130,3 +133,20 @@ async def run_feedback(
     summary.elapsed_s = clock.monotonic() - began
     log.debug("user_feedback: %d comments of %d participants", len(rows), covered)
     return summary
+
+
+def _drop_refused(rows: list[dict[str, Any]], summary: Summary) -> list[dict[str, Any]]:
+    """Comments of participants whose id breaks the id rule are left out, each id a failure,
+    as in every command (the study-wide answer bypasses the participant listing)."""
+    refused: list[str] = []
+    kept = []
+    for row in rows:
+        ext = row.get("external_id")
+        if isinstance(ext, str) and ext and not is_safe_id(ext):
+            if ext not in refused:
+                refused.append(ext)
+        else:
+            kept.append(row)
+    for ext in refused:
+        summary.fail(f"participant {shown_id(ext)}", REFUSED_REASON)
+    return kept

@@ -59,6 +59,7 @@ import msgspec
 from ..api import FEEDBACK_COMMENTS, WATCH_RESULTS, PlatformClient
 from ..config import Limits, ServerProfile
 from ..errors import ProtocolError, TransientError
+from ..ids import id_file_name
 from ..jsonstream import AsyncArrayFile, encode_item
 from ..select import Participant, Selection
 from ..summary import Summary
@@ -372,7 +373,7 @@ class ResultsRun:
         outcome: Outcome,
     ) -> None:
         """Stream one participant's results file, windows fetched ahead within the slots."""
-        path = self.options.output_dir / f"results_{p.external_id}.json"
+        path = self.options.output_dir / id_file_name("results_{}.json", p.external_id)
         pending: deque[asyncio.Task[EncodedWindow]] = deque()
         held = 0
 
@@ -422,7 +423,7 @@ class ResultsRun:
         if self.options.want_feedback and fb.items:
             # As the original: a participant without feedback gets no file (an empty one
             # would read as "downloaded, nothing there" for someone the run never covered).
-            path = self.options.output_dir / f"results_feedback_{p.external_id}.json"
+            path = self.options.output_dir / id_file_name("results_feedback_{}.json", p.external_id)
             async with AsyncArrayFile(path) as out:
                 await out.write_parts([encode_item(item) for item in fb.items])
             outcome.feedback_path = path

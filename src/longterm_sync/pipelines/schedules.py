@@ -29,6 +29,7 @@ import orjson
 from ..api import PlatformClient
 from ..atomic import write_bytes_atomic
 from ..config import Limits, ServerProfile
+from ..ids import id_file_name
 from ..select import UNKNOWN_REASON, Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
@@ -82,7 +83,7 @@ def narrow_schedule(
 
 
 def schedule_file_name(external_id: str) -> str:
-    return f"schedule_{external_id}.json"
+    return id_file_name("schedule_{}.json", external_id)
 
 
 def _write_all(
