@@ -159,6 +159,8 @@ class ServerProfile:
     timezone: str = DEFAULT_TIMEZONE
     salt: str = field(default=ORIGINAL_SALT, repr=False)
     salt_source: str = "the default of the original scripts"
+    key_passphrase: str | None = field(default=None, repr=False)
+    """Asked on a terminal by the CLI for a passphrase-protected key; never stored."""
 
     @property
     def salt_is_original(self) -> bool:

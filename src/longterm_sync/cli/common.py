@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import getpass
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
@@ -211,6 +213,26 @@ class Context:
         )
         if profile.token:
             MASK_FILTER.secrets.add(profile.token)
+        return profile
+
+    @cached_property
+    def ssh_profile(self) -> ServerProfile:
+        """The profile for SSH. A passphrase-protected key is left to ssh-agent when one runs;
+        otherwise, on a terminal, its passphrase is asked for here, once, before anything
+        runs (not echoed, kept in memory only); elsewhere connecting gives one line."""
+        from ..media.sftp import agent_socket, key_is_encrypted, load_client_key
+
+        profile = self.profile
+        terminal = sys.stdin is not None and sys.stdin.isatty()
+        if (
+            terminal
+            and not agent_socket()
+            and profile.key.is_file()
+            and key_is_encrypted(profile.key)
+        ):
+            passphrase = getpass.getpass(f"Passphrase for SSH key {profile.key}: ")
+            profile = dataclasses.replace(profile, key_passphrase=passphrase)
+        load_client_key(profile)  # a missing, wrong or locked key: one line, nothing written
         return profile
 
     @property

@@ -116,8 +116,8 @@ def run(ctx: Context) -> int:
     video_path = pick_path(
         ctx.args.video_pos, ctx.args.video_path, "the video folder", DEFAULT_VIDEO_PATH
     )
-    profile = ctx.profile
     mode = ctx.args.mode
+    profile = ctx.ssh_profile if "video" in mode else ctx.profile  # ask before anything runs
     summaries: list[Summary] = []
     if "json" in mode:
         profile.require_token()

@@ -153,6 +153,7 @@ def run(ctx: Context) -> int:
     )
     profile = ctx.profile
     profile.require_token()
+    profile = ctx.ssh_profile
     confirm = None
     if profile.is_production and not args.dry_run and not args.yes:
         if sys.stdin is None or not sys.stdin.isatty():

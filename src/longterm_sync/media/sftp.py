@@ -12,10 +12,14 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import shlex
+import stat
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -69,19 +73,84 @@ def connection_lost(profile: ServerProfile, exc: BaseException) -> ConnectError:
     )
 
 
-def load_client_key(profile: ServerProfile) -> asyncssh.SSHKey:
-    path = profile.require_key()
+_WARNED_KEYS: set[Path] = set()
+
+
+def key_permission_warning(path: Path) -> str | None:
+    """OpenSSH refuses a private key that group or others may read; we use it, but say so."""
     try:
-        return asyncssh.read_private_key(str(path))
-    except asyncssh.KeyEncryptionError as exc:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (
+            f"SSH key {path} is readable by others (mode {stat.S_IMODE(mode):o}); OpenSSH "
+            f"refuses such keys: run chmod 600 {path}"
+        )
+    return None
+
+
+def _wants_passphrase(exc: Exception) -> bool:
+    """asyncssh says "passphrase must be specified" (a KeyImportError) for a protected key
+    read without one, and raises KeyEncryptionError for a wrong one."""
+    return isinstance(exc, asyncssh.KeyEncryptionError) or "passphrase" in str(exc).lower()
+
+
+def key_is_encrypted(path: Path) -> bool:
+    """Whether the key needs a passphrase (False for a key that is unreadable otherwise: the
+    error about that comes when it is loaded)."""
+    try:
+        asyncssh.read_private_key(str(path))
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
+        return _wants_passphrase(exc)
+    except OSError:
+        return False
+    return False
+
+
+def agent_socket() -> str | None:
+    return os.environ.get("SSH_AUTH_SOCK") or None
+
+
+def load_client_key(profile: ServerProfile) -> asyncssh.SSHKey | None:
+    """The decrypted key, or ``None`` when a passphrase-protected key is left to ssh-agent."""
+    path = profile.require_key()
+    warning = key_permission_warning(path)
+    if warning and path not in _WARNED_KEYS:
+        _WARNED_KEYS.add(path)
+        log.warning("warning: %s", warning)
+    try:
+        return asyncssh.read_private_key(str(path), profile.key_passphrase)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
+        if not _wants_passphrase(exc) and not (
+            profile.key_passphrase is not None and "decrypt" in str(exc).lower()
+        ):
+            raise ConfigError(f"SSH key {path} is not a private key: {exc}") from exc
+        if profile.key_passphrase is not None:
+            raise ConfigError(f"wrong passphrase for SSH key {path}") from exc
+        if agent_socket():
+            return None
         raise ConfigError(
-            f"SSH key {path} is passphrase-protected",
-            hint="use an unencrypted key for the media account, or load it into ssh-agent",
+            f"SSH key {path} is passphrase-protected and no ssh-agent is running",
+            hint=f"run on a terminal to be asked for it, or: eval $(ssh-agent); ssh-add {path}",
         ) from exc
-    except (asyncssh.KeyImportError, ValueError) as exc:
-        raise ConfigError(f"SSH key {path} is not a private key: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read SSH key {path}: {exc.strerror}") from exc
+
+
+def key_options(profile: ServerProfile, key: asyncssh.SSHKey | None) -> dict[str, Any]:
+    """asyncssh's authentication options: the key itself, or only the agent's copy of it."""
+    if key is not None:
+        return {"client_keys": [key], "agent_path": None}
+    public = Path(f"{profile.key}.pub")
+    return {
+        # the encrypted file is skipped (ignore_encrypted): only the agent's keys are offered,
+        # narrowed to this key when its .pub is beside it
+        "client_keys": [str(profile.key)],
+        "ignore_encrypted": True,
+        "agent_path": agent_socket(),
+        "agent_identities": [str(public)] if public.is_file() else None,
+    }
 
 
 async def connect(
@@ -102,19 +171,24 @@ async def connect(
                 profile.ssh_host,
                 profile.ssh_port,
                 username=profile.ssh_user,
-                client_keys=[key],
                 known_hosts=policy.trusted,
                 client_factory=client_factory(policy),
                 encryption_algs=list(ENCRYPTION_PREFERENCE),
                 compression_algs=None,
-                agent_path=None,
                 config=None,
+                **key_options(profile, key),
                 preferred_auth="publickey",
                 keepalive_interval=30,
             )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise policy.error() or RemoteError(f"host key of {where} not accepted: {exc}") from exc
     except asyncssh.PermissionDenied as exc:
+        if key is None:
+            raise AuthError(
+                f"SSH key {profile.key} is passphrase-protected and the ssh-agent did not "
+                f"offer it to {where}, or {where} refused it",
+                hint=f"run: ssh-add {profile.key}",
+            ) from exc
         raise AuthError(
             f"SSH key {profile.key} was refused by {where}",
             hint="is its public key in the media account's ~/.ssh/authorized_keys?",

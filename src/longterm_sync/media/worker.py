@@ -47,7 +47,8 @@ def job_bytes(
     files: Sequence[FileInfo],
     partials: dict[str, int],
 ) -> bytes:
-    """What a worker reads on stdin. The profile goes without its token."""
+    """What a worker reads on stdin (a pipe, never argv or the environment). The profile
+    goes without its token; a key's passphrase, when one was asked for, goes along."""
     return orjson.dumps(
         {
             "profile": {
@@ -60,6 +61,7 @@ def job_bytes(
                 "known_hosts": str(profile.known_hosts),
                 "media_dir": profile.media_dir,
                 "timezone": profile.timezone,
+                "key_passphrase": profile.key_passphrase,
             },
             "limits": asdict(limits),
             "dest": str(dest),
