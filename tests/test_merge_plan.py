@@ -140,3 +140,18 @@ def test_collapsed_lines_fold_long_no_change_runs() -> None:
     assert lines[3].endswith("ignored: sooner than today+2")
     assert lines[4].endswith("unchanged") and lines[5].endswith("append")
     assert len(plan.lines()) == 1 + 9 + 1
+
+
+def test_changed_language_or_comments_of_an_existing_participant_is_announced() -> None:
+    stored = doc([3])
+    upload = {**doc([3, 4]), "language": "NO", "comments": "second cohort"}
+    plan = plan_merge(stored, upload, TODAY)
+    assert len(plan.warnings) == 2
+    assert plan.warnings[0] == (
+        "language 'NO' differs from the stored 'PL': the server keeps the stored language "
+        "(only entries merge)"
+    )
+    assert plan.warnings[1].startswith("comments 'second cohort' differs from the stored ''")
+    assert "  warning: language 'NO' differs" in "\n".join(plan.lines())
+    assert plan_merge(stored, doc([3, 4]), TODAY).warnings == ()  # the same: nothing said
+    assert plan_merge(None, upload, TODAY).warnings == ()  # a new participant stores them

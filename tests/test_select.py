@@ -131,6 +131,19 @@ def test_start_after_stop() -> None:
     assert "not before stop" in _error(external_id_time=f"{ID_A},2022-02-01,2022-01-01T00:00")
 
 
+def test_start_after_stop_quotes_what_was_typed(tmp_path: Path) -> None:
+    """Not the whole-day bound a date-only stop becomes (2022-01-02T00:00:00+01:00)."""
+    message = _error(user_time=",,,2022-02-01, 2022-01-01")
+    assert message.endswith("start '2022-02-01' is not before stop '2022-01-01'")
+    message = _error(external_id_time=f"{ID_A},2022-01-02T12:00,2022-01-01")
+    assert "start '2022-01-02T12:00' is not before stop '2022-01-01'" in message
+    path = tmp_path / "users.csv"
+    path.write_text(f"{HEADER}{ID_A},2022-05-01,2022-01-01\n")
+    assert "row 2: start '2022-05-01' is not before stop '2022-01-01'" in _error(
+        excel_time=str(path)
+    )
+
+
 def test_external_id_wrong_field_count() -> None:
     assert "1 or 3" in _error(external_id_time=f"{ID_A},2022-01-01")
 
@@ -154,7 +167,9 @@ def test_excel_missing_file(tmp_path: Path) -> None:
 HEADER = "external_id,start_date,stop_date\n"
 BAD_FILES = {
     "unsupported_type": ("users.json", "[]", "unsupported file type"),
-    "unreadable_xlsx": ("users.xlsx", "this is not a zip file", "cannot read"),
+    "unreadable_xlsx": ("users.xlsx", "this is not a zip file", "is not really a .xlsx workbook"),
+    "csv_renamed_xlsx": ("users.xlsx", f"{HEADER}{ID_A},,\n", "(it is text, perhaps CSV)"),
+    "zip_that_is_no_workbook": ("users.xlsx", "", "could not be read as a .xlsx workbook"),
     "empty_csv": ("users.csv", "", "is empty"),
     "header_only": ("users.csv", HEADER, "lists no participants"),
     "missing_columns": (
@@ -176,8 +191,32 @@ BAD_FILES = {
 def test_excel_malformed_file(tmp_path: Path, case: str) -> None:
     name, content, expected = BAD_FILES[case]
     path = tmp_path / name
-    path.write_text(content)
-    assert expected in _error(excel_time=str(path))
+    if case == "zip_that_is_no_workbook":
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("hello.txt", "not a workbook")
+    else:
+        path.write_text(content)
+    message = _error(excel_time=str(path))
+    assert expected in message
+    assert "openpyxl" not in message and "zip" not in message.lower().replace(".zip", "")
+
+
+def test_semicolon_csv_from_a_polish_or_norwegian_excel(tmp_path: Path) -> None:
+    """Excel's CSV export where the comma is the decimal mark: ';' separators, a BOM."""
+    path = tmp_path / "users.csv"
+    text = f"external_id;start_date;stop_date\r\n{ID_A};2022-03-01;2022-03-31\r\n{ID_B};;\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    s = sel(excel_time=str(path))
+    assert [p.external_id for p in s.participants or []] == [ID_A, ID_B]
+    assert s.participants and s.participants[0].start == datetime(2022, 3, 1, tzinfo=TZ)
+
+
+def test_csv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "users.csv"
+    path.write_bytes("name,surname,phone,start_date,stop_date\nJ\xf3zef,B,1,,\n".encode("latin-1"))
+    assert "is not UTF-8 text" in _error(excel_time=str(path))
 
 
 # --- spreadsheets -------------------------------------------------------------------------

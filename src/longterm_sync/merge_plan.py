@@ -24,6 +24,8 @@ from typing import Any
 
 LEAD_DAYS = 2
 """Uploaded entries must start at least this many days after the server's today."""
+KEPT_AS_FIRST_UPLOADED = ("language", "comments")
+"""Fields of an existing participant the server never changes: a new value is ignored."""
 COLLAPSE_RUN = 4
 """Printed plans fold this many or more consecutive no-change entries into one line."""
 
@@ -181,6 +183,12 @@ def plan_merge(
             by_start.setdefault(stored_start, stored_at)
     earliest = today + timedelta(days=LEAD_DAYS)
     warnings: list[str] = []
+    for key in KEPT_AS_FIRST_UPLOADED:
+        if key in upload and upload[key] != stored.get(key):
+            warnings.append(
+                f"{key} {_short(upload[key])} differs from the stored {_short(stored.get(key))}: "
+                f"the server keeps the stored {key} (only entries merge)"
+            )
     if stored.get("external_id") != external_id:
         warnings.append(
             "the stored schedule has no matching external_id: the participant stays "
@@ -216,6 +224,11 @@ def plan_merge(
         stored_count=stored_count,
         warnings=tuple(warnings),
     )
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _past_note(start: str, today: date) -> str:

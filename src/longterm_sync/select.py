@@ -39,6 +39,7 @@ import argparse
 import logging
 import math
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -229,10 +230,18 @@ def _end_of_day(value: datetime, tz: ZoneInfo) -> datetime:
     return datetime.combine(value.date() + timedelta(days=1), time(), tzinfo=tz)
 
 
-def _check_range(start: datetime | None, stop: datetime | None, flag: str, where: str = "") -> None:
+def _check_range(
+    start: datetime | None,
+    stop: datetime | None,
+    flag: str,
+    typed: tuple[str, str],
+    where: str = "",
+) -> None:
+    """``typed`` is what the user wrote: the message quotes it, not the whole-day bound a
+    date-only stop was turned into."""
     if start is not None and stop is not None and start >= stop:
         raise SelectionError(
-            f"--{flag}{where}: start {start.isoformat()} is not before stop {stop.isoformat()}"
+            f"--{flag}{where}: start {typed[0].strip()!r} is not before stop {typed[1].strip()!r}"
         )
 
 
@@ -251,7 +260,7 @@ def _parse_user_time(value: str, *, salt: str, tz: ZoneInfo) -> Selection:
     if len(fields) == 5:
         start = _parse_bound(fields[3], tz, is_stop=False, what="--user_time: start")
         stop = _parse_bound(fields[4], tz, is_stop=True, what="--user_time: stop")
-        _check_range(start, stop, "user_time")
+        _check_range(start, stop, "user_time", (fields[3], fields[4]))
     if not name and not surname and not phone:
         return Selection(participants=None, start=start, stop=stop, source="all")
     if not (name and surname and phone):
@@ -285,12 +294,19 @@ def _parse_external_id_time(value: str, *, tz: ZoneInfo) -> Selection:
     if len(fields) == 3:
         start = _parse_bound(fields[1], tz, is_stop=False, what="--external_id_time: start")
         stop = _parse_bound(fields[2], tz, is_stop=True, what="--external_id_time: stop")
-        _check_range(start, stop, "external_id_time")
+        _check_range(start, stop, "external_id_time", (fields[1], fields[2]))
     return Selection(participants=[Participant(ext, start, stop)], source="external_id")
 
 
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # .xls (Excel 97-2003); .xlsx/.xlsm are zip files
+
+
 def _read_table(path: Path) -> Any:
-    """The spreadsheet as a pandas DataFrame of objects; every failure is one line."""
+    """The spreadsheet as a pandas DataFrame of objects; every failure is one line of ours.
+
+    A CSV may be separated by ``;`` (Excel's export where the comma is the decimal mark, e.g.
+    Polish and Norwegian locales) and may start with Excel's UTF-8 byte order mark.
+    """
     import pandas as pd
 
     suffix = path.suffix.lower()
@@ -303,15 +319,59 @@ def _read_table(path: Path) -> Any:
         raise SelectionError(f"--excel_time: {path} does not exist")
     try:
         if suffix in EXCEL_SUFFIXES:
+            _check_workbook(path, suffix)
             return pd.read_excel(path, dtype=object)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        return pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            sep=_csv_separator(path),
+            encoding="utf-8-sig",
+        )
+    except SelectionError:
+        raise
     except pd.errors.EmptyDataError:
         raise SelectionError(f"--excel_time: {path} is empty") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SelectionError(f"--excel_time: cannot read {path}: {exc}") from None
-    except Exception as exc:  # pandas/openpyxl raise many types for a corrupt file
-        reason = " ".join(str(exc).split())[:160]
-        raise SelectionError(f"--excel_time: cannot read {path}: {reason}") from None
+    except UnicodeDecodeError:
+        raise SelectionError(
+            f"--excel_time: {path.name} is not UTF-8 text",
+            hint='save it from Excel as "CSV UTF-8", or as .xlsx',
+        ) from None
+    except OSError as exc:
+        raise SelectionError(f"--excel_time: cannot read {path}: {exc.strerror}") from None
+    except Exception:  # pandas/openpyxl raise many types for a corrupt file; their text
+        # names their internals, not the user's file
+        raise SelectionError(
+            f"--excel_time: {path.name} could not be read as a {_kind(suffix)}",
+            hint="open it in Excel and save it again as .xlsx or CSV UTF-8",
+        ) from None
+
+
+def _kind(suffix: str) -> str:
+    return "CSV file" if suffix in CSV_SUFFIXES else f"{suffix} workbook"
+
+
+def _check_workbook(path: Path, suffix: str) -> None:
+    """A file named .xlsx that is not one (a CSV or HTML export renamed) is named as such."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    ok = head.startswith(_OLE_MAGIC) if suffix == ".xls" else zipfile.is_zipfile(path)
+    if ok:
+        return
+    text = b"\0" not in head
+    raise SelectionError(
+        f"--excel_time: {path.name} is not really a {suffix} workbook"
+        + (" (it is text, perhaps CSV)" if text else ""),
+        hint="rename a CSV to .csv, or save the file from Excel as .xlsx",
+    )
+
+
+def _csv_separator(path: Path) -> str:
+    """``;`` when the header line has more semicolons than commas, else ``,``."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        header = fh.readline()
+    return ";" if header.count(";") > header.count(",") else ","
 
 
 def _cell_text(value: Any) -> str:
@@ -378,7 +438,8 @@ def _parse_excel_time(value: str, *, salt: str, tz: ZoneInfo, now: datetime) -> 
             raise SelectionError(f"--excel_time{where}: no external_id")
         start = _cell_bound(cells["start_date"], tz, is_stop=False, where=where)
         stop = _cell_bound(cells["stop_date"], tz, is_stop=True, where=where)
-        _check_range(start, stop, "excel_time", where)
+        typed = (_cell_text(cells["start_date"]), _cell_text(cells["stop_date"]))
+        _check_range(start, stop, "excel_time", typed, where)
         if ext in seen:
             warnings.append(
                 f"{path.name} row {line}: {ext[:12]} already listed in row {seen[ext]}; "

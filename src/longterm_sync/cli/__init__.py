@@ -15,7 +15,14 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import ExitCode, LongtermError
-from .common import Context, OneLineParser, epilog, help_formatter, setup_logging
+from .common import (
+    Context,
+    OneLineParser,
+    add_version_argument,
+    epilog,
+    help_formatter,
+    setup_logging,
+)
 
 log = logging.getLogger("longterm_sync")
 
@@ -52,10 +59,13 @@ def build_parser(
         formatter_class=help_formatter,
         epilog=epilog(),
     )
+    add_version_argument(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     modules: dict[str, ModuleType] = {}
     for mod in command_modules(only):
-        mod.add_arguments(sub.add_parser(mod.NAME, help=mod.HELP, **_texts(mod)))
+        command = sub.add_parser(mod.NAME, help=mod.HELP, **_texts(mod))
+        mod.add_arguments(command)
+        add_version_argument(command)
         modules[mod.NAME] = mod
     return parser, modules
 
@@ -73,6 +83,7 @@ def script_parser(command: str) -> tuple[OneLineParser, dict[str, ModuleType]]:
     (mod,) = (m for m in command_modules(command) if command == m.NAME)
     parser = OneLineParser(prog=f"{command}.py", **_texts(mod))
     mod.add_arguments(parser)
+    add_version_argument(parser)
     parser.set_defaults(command=command)
     return parser, {command: mod}
 

@@ -57,6 +57,19 @@ class OneLineParser(argparse.ArgumentParser):
         return arg
 
 
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"longterm-sync {version('longterm-sync')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "longterm-sync (not installed)"
+
+
+def add_version_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=version_text())
+
+
 def help_formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, width=HELP_WIDTH, max_help_position=32)
 
@@ -135,7 +148,12 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, output_dir: bool = 
     group.add_argument(
         "-v", "--verbose", action="count", default=0, help="more detail on stderr (-vv: debug)"
     )
-    group.add_argument("-q", "--quiet", action="store_true", help="only errors and failures")
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="nothing on stdout; warnings, failures and errors on stderr",
+    )
 
 
 class TokenMaskFilter(logging.Filter):
@@ -232,7 +250,8 @@ class Context:
         ):
             passphrase = getpass.getpass(f"Passphrase for SSH key {profile.key}: ")
             profile = dataclasses.replace(profile, key_passphrase=passphrase)
-        load_client_key(profile)  # a missing, wrong or locked key: one line, nothing written
+        if profile.key.is_file():  # a wrong or locked key: one line before anything runs
+            load_client_key(profile)  # (a missing one is the pipeline's to report, if needed)
         return profile
 
     @property
@@ -252,11 +271,14 @@ class Context:
             self.stdout.write(
                 orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
             )
+        elif getattr(self.args, "quiet", False):
+            # -q: nothing on stdout; what still needs reading (warnings, the failure list)
+            # goes to stderr with the errors, so a script can keep stdout clean
+            for line in summary.lines():
+                if line.startswith(("  ", "warning")) or " failed:" in f" {line}":
+                    print(line, file=sys.stderr)
         else:
-            lines = summary.lines()
-            if getattr(self.args, "quiet", False):
-                lines = [ln for ln in lines if ln.startswith(("  ", "warning")) or "failed" in ln]
-            for line in lines:
+            for line in summary.lines():
                 print(line, file=self.stdout)
         return int(summary.exit_code)
 
