@@ -6,8 +6,10 @@ Sections run in order and each prints its own table; pick some with their names:
     python bench/run.py --quick rest    # the REST benchmark only, small sizes
 
 Sections: ``rest`` (bench/rest_bench.py: download-results against the old sequential way
-and against the parallel floor, plus the memory run); ``media`` (bench/media_bench.py: SFTP
-mirror and upload against rsync -a, OpenSSH sftp and the old rsync invocation).
+and against the parallel floor, plus the memory run); ``feedback`` (bench/feedback_bench.py:
+user_feedback's one request against one per participant and a bare request); ``media``
+(bench/media_bench.py: SFTP mirror and upload against rsync -a, OpenSSH sftp and the old rsync
+invocation).
 """
 
 from __future__ import annotations
@@ -33,7 +35,17 @@ def _media(quick: bool) -> int:
     return media_bench.main(["--quick"] if quick else [])
 
 
-SECTIONS: dict[str, Callable[[bool], int]] = {"rest": _rest, "media": _media}
+def _feedback(quick: bool) -> int:
+    import feedback_bench
+
+    return feedback_bench.main(["--quick"] if quick else [])
+
+
+SECTIONS: dict[str, Callable[[bool], int]] = {
+    "rest": _rest,
+    "feedback": _feedback,
+    "media": _media,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
