@@ -291,3 +291,20 @@ def test_a_wrong_today_is_caught_by_comparing_with_the_answer(pinned: Any, tmp_p
     assert rec.plans["p9.json"].entries[0].action is Action.APPEND
     assert rec.matches == {"p9.json": False}
     assert any("different entry list than planned" in w for w in summary.warnings)
+
+
+def test_ignored_language_change_is_said_even_with_quiet(pinned: Any, tmp_path: Path) -> None:
+    """Only entries merge: a new language or comments for an existing participant is
+    announced in the plan, and with -q on stderr."""
+    work = tmp_path / "study"
+    put_videos(work / "videos", {"subset1/clip_A.mp4": b"clip"})
+    write_json(work / "user_001.json", _doc([3, 4], "P-lang"))
+    args = ["upload-schedule", f"--config={pinned.config}", "--server=sandbox"]
+    args.append(f"--today={TODAY.isoformat()}")
+    assert run_cli(args, cwd=work).code == 0
+    write_json(work / "user_001.json", {**_doc([3, 4, 5], "P-lang"), "language": "NO"})
+    result = run_cli([*args, "-q"], cwd=work)
+    assert result.code == 0, result.err
+    assert result.out == ""
+    assert "warning: language 'NO' differs from the stored 'PL'" in result.err
+    assert (stored_schedule(pinned, "P-lang") or {})["language"] == "PL"

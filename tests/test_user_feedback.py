@@ -163,3 +163,5 @@ def test_every_row_skipped_writes_an_empty_table(study: SandboxInfo, tmp_path: P
     assert out[3].split()[:2] == ["3", B] and out[3].endswith("ended in the past")
     assert out[4].startswith("user_feedback: 0 participants, 2 skipped, 0 comments;")
     assert rows(tmp_path) == [["date", "external_id", "video", "comment"]]
+    quiet = feedback(study, tmp_path, f"--excel_time={users}", "-q")
+    assert quiet.out == "" and quiet.err.splitlines()[:4] == out[:4]

@@ -266,6 +266,13 @@ class Context:
         if not getattr(self.args, "json", False) and not getattr(self.args, "quiet", False):
             print(text, file=self.stdout)
 
+    def notice(self, text: str) -> None:
+        """A line -q must not swallow (a warning, a skipped row): stdout as part of the human
+        output, stderr with -q, nothing with --json (the summary carries it)."""
+        if getattr(self.args, "json", False):
+            return
+        print(text, file=sys.stderr if getattr(self.args, "quiet", False) else self.stdout)
+
     def render(self, summary: Summary) -> int:
         if getattr(self.args, "json", False):
             self.stdout.write(

@@ -25,6 +25,6 @@ def selection_for(ctx: Context, *, now: datetime | None = None) -> Selection:
     profile = ctx.profile
     selection = selection_from_args(ctx.args, salt=profile.salt, tz=profile.tz, now=now)
     for line in skipped_table(selection, profile.tz):
-        ctx.echo(line)
+        ctx.notice(line)
     log.debug("selection: %s", selection.describe())
     return selection

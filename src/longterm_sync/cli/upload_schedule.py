@@ -125,11 +125,18 @@ class _PrintingReporter:
     def plan(self, schedule: ScheduleFile, plan: MergePlan) -> None:
         verbose = getattr(self.ctx.args, "verbose", 0) > 0
         for line in plan.lines(schedule.path.name, collapse=not verbose):
-            self.ctx.echo(line)
+            if line.startswith("  warning:"):
+                self.ctx.notice(line)
+            else:
+                self.ctx.echo(line)
 
     def sent(self, schedule: ScheduleFile, plan: MergePlan, matches: bool) -> None:
         verdict = "as planned" if matches else "DIFFERENT from the plan"
-        self.ctx.echo(f"sent {schedule.path.name} ({plan.external_id}): server stored {verdict}")
+        line = f"sent {schedule.path.name} ({plan.external_id}): server stored {verdict}"
+        if matches:
+            self.ctx.echo(line)
+        else:
+            self.ctx.notice(line)
 
 
 def _ask(question: str) -> bool:
