@@ -92,6 +92,13 @@ class FakePlatform:
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
 
+    _stop: asyncio.Event | None = None
+
+    def _closing(self) -> asyncio.Event:
+        if self._stop is None:
+            self._stop = asyncio.Event()
+        return self._stop
+
     def by_id(self, ext: str) -> FakeParticipant | None:
         return next((p for p in self.participants if p.external_id == ext), None)
 
@@ -133,7 +140,8 @@ class FakePlatform:
             if p.mode == "invalid":
                 return web.Response(body=b"[{not json", content_type="application/json")
             if p.mode == "silent":
-                await asyncio.sleep(3600)
+                await self._closing().wait()
+                return web.Response(status=503)
             items = p.results() if "watch" in path else p.feedback()
             start = _bound(request.query.get("start_date"))
             stop = _bound(request.query.get("stop_date"))
@@ -180,6 +188,7 @@ class FakePlatform:
         loop = self._loop
         if loop is None:
             return
+        loop.call_soon_threadsafe(lambda: self._closing().set())
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

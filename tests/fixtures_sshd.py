@@ -50,6 +50,7 @@ __all__ = [
     "SshdInfo",
     "openssh_factory",
     "openssh_server",
+    "process_children",
     "start_sshd",
     "write_sshd_profile",
 ]
@@ -83,16 +84,7 @@ class SshdInfo:
         sshd's children call setsid(), so killing the listener's process group would not
         reach them; walk /proc for descendants of our own listener instead.
         """
-        children: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
+        children = process_children()
         found: list[int] = []
         todo = list(children.get(self.process.pid, []))
         while todo:
@@ -152,6 +144,21 @@ class SshdInfo:
 
     def write_config(self, path: Path, name: str = "sshd") -> Path:
         return write_sshd_profile(self, path, name=name)
+
+
+def process_children() -> dict[int, list[int]]:
+    """Every process's children by parent pid, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
 
 
 def write_sshd_profile(info: SshdInfo, path: Path, *, name: str = "sshd") -> Path:

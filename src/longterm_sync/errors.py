@@ -16,7 +16,8 @@ one-line message and a documented exit status, and the engine can decide what to
     │   └── ProtocolError         an answer that is not what the platform sends
     ├── TransientError            retryable: 5xx, reset, timeout (never escapes a retry loop
     │                             without being wrapped into a failure of one item)
-    └── LocalIOError              exit 4: the local disk refused (unwritable folder, disk full)
+    ├── LocalIOError              exit 4: the local disk refused (unwritable folder, disk full)
+    └── DestinationBusy           exit 5: another run holds the destination's lock (lock.py)
 
 Failures of single items (one participant, one file) are not exceptions that stop a run:
 pipelines record them in their summary and the CLI exits with ``PARTIAL`` (1).
@@ -35,6 +36,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad flags, config or input; nothing was changed
     REMOTE = 3  # the server or SSH host refused or could not be reached
     LOCAL_IO = 4  # the local disk refused (permissions, disk full)
+    BUSY = 5  # another run holds the destination folder's lock
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -45,7 +47,9 @@ EXIT STATUS
   2    bad flags, config or input file; nothing was sent or written
   3    the server or SSH host could not be reached or refused (token, route, host key)
   4    a local file could not be written (permissions, disk full)
-  130  interrupted (Ctrl-C); no partial file is left under a final name
+  5    the destination folder is in use by another run (its pid is named); --wait waits
+  130  interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP); no partial file is left under a final name
+  141  the output pipe was closed (e.g. `| head`); the run stopped there
 """
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 from ..errors import ExitCode, LongtermError
+from ..runner import Terminated, terminate_as_interrupt
 from .common import (
     Context,
     OneLineParser,
@@ -95,6 +98,17 @@ def main(argv: Sequence[str] | None = None, *, script: str | None = None) -> int
     that command's flags, and messages are prefixed with the script's name.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with terminate_as_interrupt():
+            return _main(argv, script)
+    except Terminated as exc:  # before a command ran (while parsing flags)
+        print(f"{script or 'longterm'}: terminated by {exc.name}", file=sys.stderr)
+        return exc.exit_status
+    except BrokenPipeError:  # --help into a closed pipe
+        return quiet_broken_pipe()
+
+
+def _main(argv: list[str], script: str | None) -> int:
     if script is not None:
         parser, modules = script_parser(script)
     else:
@@ -108,13 +122,32 @@ def main(argv: Sequence[str] | None = None, *, script: str | None = None) -> int
     setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     ctx = Context(args=args, command=args.command)
     try:
-        return int(modules[args.command].run(ctx))
+        code = int(modules[args.command].run(ctx))
+        sys.stdout.flush()
+        return code
     except LongtermError as exc:
         print(f"{who}: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except Terminated as exc:
+        print(f"{who}: terminated by {exc.name}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print(f"{who}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+
+
+def quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, as ``cat`` would.
+
+    stdout is pointed at /dev/null so the interpreter's final flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 128 + signal.SIGPIPE
 
 
 def script_main(command: str) -> None:

@@ -9,12 +9,12 @@ into options, calls one pipeline coroutine through :meth:`Context.run_async`, an
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import getpass
+import contextlib
 import logging
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +24,8 @@ import orjson
 
 from ..config import Config, ServerProfile, load_config, mask_token
 from ..errors import EXIT_STATUS_HELP, ExitCode, UsageError
+from ..lock import locked
+from ..runner import run_async
 from ..summary import Summary
 
 T = TypeVar("T")
@@ -131,7 +133,11 @@ def _port(value: str) -> int:
     return port
 
 
-def add_output_arguments(parser: argparse.ArgumentParser, *, output_dir: bool = True) -> None:
+def add_output_arguments(
+    parser: argparse.ArgumentParser, *, output_dir: bool = True, lock: bool = True
+) -> None:
+    """``--output-dir``, ``--json``, ``-v``, ``-q``; and ``--wait`` for commands that write
+    into a folder (and so take its lock)."""
     group = parser.add_argument_group("output")
     if output_dir:
         group.add_argument(
@@ -154,6 +160,13 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, output_dir: bool = 
         action="store_true",
         help="nothing on stdout; warnings, failures and errors on stderr",
     )
+    if lock:
+        group.add_argument(
+            "--wait",
+            action="store_true",
+            help="when another run is writing into the same folder, wait for it to finish "
+            "(default: stop at once, exit status 5)",
+        )
 
 
 class TokenMaskFilter(logging.Filter):
@@ -190,20 +203,6 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     # After a lost SSH connection the transport warns once per late write ("socket.send()
     # raised exception."): noise after the one-line error. Its real errors still show.
     logging.getLogger("asyncio").setLevel(logging.ERROR if verbose < 2 else logging.DEBUG)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (Linux): measurably faster for SSH and many sockets."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(coro)
 
 
 @dataclass
@@ -260,6 +259,13 @@ class Context:
 
     def run_async(self, coro: Coroutine[Any, Any, T]) -> T:
         return run_async(coro)
+
+    @contextlib.contextmanager
+    def locked(self, folders: Sequence[Path], *, deep: Sequence[Path] = ()) -> Iterator[None]:
+        """Hold the destination locks of ``folders`` (``deep`` ones cleaned recursively of
+        killed runs' temporary files); a busy folder stops the run unless ``--wait``."""
+        with locked(folders, wait=bool(getattr(self.args, "wait", False)), recursive=deep):
+            yield
 
     def echo(self, text: str = "") -> None:
         """Human output on stdout, suppressed by --json and --quiet."""

@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="take [limits] from this config file (default: the lookup order of every "
         "command; the server profile is always the sandbox's own)",
     )
-    add_output_arguments(parser, output_dir=False)
+    add_output_arguments(parser, output_dir=False, lock=False)
 
 
 def run(ctx: Context) -> int:

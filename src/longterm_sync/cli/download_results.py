@@ -69,9 +69,10 @@ def run(ctx: Context) -> int:
     options = ResultsOptions(output_dir=ctx.output_dir, selection=selection, mode=ctx.args.mode)
     bar = participant_bar(ctx.args, "downloading")
     try:
-        summary = ctx.run_async(
-            run_download_results(profile, ctx.config.limits, options, reporter=bar)
-        )
+        with ctx.locked([ctx.output_dir]):
+            summary = ctx.run_async(
+                run_download_results(profile, ctx.config.limits, options, reporter=bar)
+            )
     finally:
         if bar is not None:
             bar.close()

@@ -119,17 +119,21 @@ def run(ctx: Context) -> int:
     mode = ctx.args.mode
     profile = ctx.ssh_profile if "video" in mode else ctx.profile  # ask before anything runs
     summaries: list[Summary] = []
-    if "json" in mode:
-        profile.require_token()
-        selection = selection_for(ctx)
-        options = ScheduleOptions(output_dir=ctx.output_dir, selection=selection)
-        summaries.append(ctx.run_async(run_download_schedule(profile, ctx.config.limits, options)))
-    if "video" in mode:
-        dest = video_path
-        videos = ctx.run_async(mirror_videos(profile, ctx.config.limits, dest, ctx.args))
-        for rel, md5 in videos.details.get("md5", {}).items():  # md5sum's format
-            ctx.echo(f"{md5}  {dest / rel}")
-        summaries.append(videos)
+    folders = [ctx.output_dir] if "json" in mode else []
+    deep = [video_path] if "video" in mode else []
+    with ctx.locked([*folders, *deep], deep=deep):
+        if "json" in mode:
+            profile.require_token()
+            selection = selection_for(ctx)
+            options = ScheduleOptions(output_dir=ctx.output_dir, selection=selection)
+            summaries.append(
+                ctx.run_async(run_download_schedule(profile, ctx.config.limits, options))
+            )
+        if "video" in mode:
+            videos = ctx.run_async(mirror_videos(profile, ctx.config.limits, video_path, ctx.args))
+            for rel, md5 in videos.details.get("md5", {}).items():  # md5sum's format
+                ctx.echo(f"{md5}  {video_path / rel}")
+            summaries.append(videos)
     return ctx.render(merge_summaries(summaries))
 
 

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{USER_CONFIG}), mode 0600, and stop",
     )
     add_server_arguments(parser)
-    add_output_arguments(parser, output_dir=False)
+    add_output_arguments(parser, output_dir=False, lock=False)
 
 
 def run(ctx: Context) -> int:

@@ -176,16 +176,18 @@ def run(ctx: Context) -> int:
 
         bar = RichReporter("uploading videos")
     try:
-        summary = ctx.run_async(
-            run_upload(
-                profile,
-                ctx.config.limits,
-                options,
-                reporter=_PrintingReporter(ctx),
-                confirm=confirm,
-                media_reporter=bar,
+        # the sidecars are written beside the videos: no second run may write them too
+        with ctx.locked([options.video_path] if options.video_path.is_dir() else []):
+            summary = ctx.run_async(
+                run_upload(
+                    profile,
+                    ctx.config.limits,
+                    options,
+                    reporter=_PrintingReporter(ctx),
+                    confirm=confirm,
+                    media_reporter=bar,
+                )
             )
-        )
     finally:
         if bar is not None:
             bar.close()

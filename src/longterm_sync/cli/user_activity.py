@@ -138,5 +138,6 @@ def run(ctx: Context) -> int:
         xlsx=args.xlsx,
         until=args.until,
     )
-    summary = ctx.run_async(run_activity(ctx.profile, ctx.config.limits, options))
+    with ctx.locked([ctx.output_dir]):
+        summary = ctx.run_async(run_activity(ctx.profile, ctx.config.limits, options))
     return ctx.render(summary)

@@ -40,5 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: Context) -> int:
     selection = selection_for(ctx)
     options = FeedbackOptions(selection=selection, output_dir=ctx.output_dir)
-    summary = ctx.run_async(run_feedback(ctx.profile, ctx.config.limits, options))
+    with ctx.locked([ctx.output_dir]):
+        summary = ctx.run_async(run_feedback(ctx.profile, ctx.config.limits, options))
     return ctx.render(summary)

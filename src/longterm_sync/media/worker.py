@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -65,6 +68,7 @@ def job_bytes(
             },
             "limits": asdict(limits),
             "dest": str(dest),
+            "parent": os.getpid(),
             "files": [[f.rel, f.size, f.mtime, partials.get(f.rel, 0)] for f in files],
         }
     )
@@ -201,6 +205,19 @@ async def _serve(job: dict[str, Any]) -> None:
         _emit({"resumed": progress.resumed_bytes})
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies: a helper whose parent was
+    killed (``kill -9``) must not go on writing partial files into the destination."""
+    with contextlib.suppress(Exception):  # not Linux: the parent's kill() still applies
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent and os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main() -> int:
     root = logging.getLogger("longterm_sync")
     root.handlers[:] = [_RelayHandler()]
@@ -208,10 +225,13 @@ def main() -> int:
     root.propagate = False
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     job = orjson.loads(sys.stdin.buffer.read())
-    from ..cli.common import run_async
+    die_with_parent(int(job.get("parent", 0)))
+    from ..runner import run_async
 
     try:
         run_async(_serve(job))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM reaches the helpers too: the parent reports
+        return 130
     except Exception as exc:  # a bug: still one line for the parent, not a traceback
         _emit({"fatal": "LongtermError", "message": f"download worker failed: {exc!r}"})
     return 0
