@@ -9,9 +9,9 @@ into options, calls one pipeline coroutine through :meth:`Context.run_async`, an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import getpass
-import contextlib
 import logging
 import sys
 from collections.abc import Coroutine, Iterator, Sequence
