@@ -4,9 +4,10 @@ Two runs writing into one folder share temporary names (a video's ``.name.partia
 resume point) and overwrite each other's work: a mirror was seen to finish a video with its
 first 8 MiB zeroed, the size and mtime equal to the server's, so every later run skipped it.
 So every command that writes into a folder first takes an exclusive ``flock`` on
-``<folder>/.longterm.lock`` (the kernel drops it when the process dies, however it dies, so a
-lock is never stale). A second run stops at once with :class:`DestinationBusy` (exit status 5)
-naming the pid that holds it, or waits for it with ``--wait``.
+``<folder>/.longterm.lock``. The kernel drops it when the process dies, however it dies, so a
+lock is never stale; a clean exit also removes the file, so the folder holds only output. A
+second run stops at once with :class:`DestinationBusy` (exit status 5) naming the pid that
+holds it, or waits for it with ``--wait``.
 
 Holding the lock also makes it safe to remove what killed runs left: the temporary files of
 atomic writes (``.<name>.<8 random>.partial``), write probes and sidecar partials. Video
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import local_io_error
-from .errors import ExitCode, LongtermError
+from .errors import ExitCode, LocalIOError, LongtermError
 
 log = logging.getLogger("longterm_sync.lock")
 
@@ -109,18 +110,38 @@ class DestinationLock:
             return "?"
         return text if text.isdigit() else "?"
 
-    def acquire(self) -> None:
+    def _open(self) -> int:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise LocalIOError(
+                f"output folder {self.folder} is a file", hint="choose another folder"
+            )
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise local_io_error(exc, self.path) from None
+
+    def _still_linked(self, fd: int) -> bool:
+        """The file we locked is still the one at the path (a releasing run unlinks it)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def acquire(self) -> None:
+        fd = self._open()
         told = False
         try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
+                    if self._still_linked(fd):
+                        break
+                    os.close(fd)  # we locked a file its holder just removed: start over
+                    fd = self._open()
+                    continue
                 except OSError as exc:
                     if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise local_io_error(exc, self.path) from None
@@ -155,8 +176,8 @@ class DestinationLock:
         if fd is None:
             return
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-        os.close(fd)  # closing drops the flock; the file stays (unlinking it would race)
+            self.path.unlink()  # still locked: a waiter sees it unlinked and opens a new one
+        os.close(fd)  # closing drops the flock
 
     def __enter__(self) -> DestinationLock:
         self.acquire()
