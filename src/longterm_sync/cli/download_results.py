@@ -24,7 +24,9 @@ into --output-dir (default: the current folder):
 
 In each result, user_feedback is rebuilt locally as the list of all that participant's
 feedback for the same video in the requested range (the server's field holds only the first
-one). The *_all files hold the participants in selection order, each sorted by date.
+one). The *_all files hold the participants in selection order, each sorted by date; a
+participant that failed this run is there with its kept file's content (listed as stale, or
+as missing when there is none).
 
 Format: a UTF-8 JSON array with one compact item per line, keys and numbers exactly as the
 server sent them (non-ASCII unescaped); `jq .` pretty-prints it. Each file is written to a

@@ -76,6 +76,8 @@ PARTICIPANT_ERRORS = (TransientError, ProtocolError)
 """Errors that fail one participant; every other error stops the run."""
 
 MAX_PROBLEMS_LISTED = 3
+RESULTS_FILE = "results_{}.json"
+FEEDBACK_FILE = "results_feedback_{}.json"
 
 
 @dataclass(frozen=True)
@@ -330,6 +332,8 @@ class ResultsRun:
         self.slots = asyncio.Semaphore(limits.rest_concurrency + 2)
         self.cpu = asyncio.Semaphore(CPU_SLOTS)
         self.windows = 0
+        self.stale: dict[str, str] = {}  # kept file -> its mtime, for failed participants
+        self.missing: list[str] = []  # failed participants without an earlier file
 
     def plan(self, p: Participant) -> list[Window]:
         return participant_windows(
@@ -373,7 +377,7 @@ class ResultsRun:
         outcome: Outcome,
     ) -> None:
         """Stream one participant's results file, windows fetched ahead within the slots."""
-        path = self.options.output_dir / id_file_name("results_{}.json", p.external_id)
+        path = self.options.output_dir / id_file_name(RESULTS_FILE, p.external_id)
         pending: deque[asyncio.Task[EncodedWindow]] = deque()
         held = 0
 
@@ -423,7 +427,7 @@ class ResultsRun:
         if self.options.want_feedback and fb.items:
             # As the original: a participant without feedback gets no file (an empty one
             # would read as "downloaded, nothing there" for someone the run never covered).
-            path = self.options.output_dir / id_file_name("results_feedback_{}.json", p.external_id)
+            path = self.options.output_dir / id_file_name(FEEDBACK_FILE, p.external_id)
             async with AsyncArrayFile(path) as out:
                 await out.write_parts([encode_item(item) for item in fb.items])
             outcome.feedback_path = path
@@ -464,19 +468,39 @@ class ResultsRun:
     async def write_all(
         self,
         name: str,
+        participants: Sequence[Participant],
         done: list[asyncio.Future[Outcome | None]],
         pick: Callable[[Outcome], tuple[Path | None, int]],
+        pattern: str,
     ) -> None:
-        """Concatenate the participant files, in selection order, as they complete."""
+        """Concatenate the participant files, in selection order, as they complete.
+
+        A participant that failed this run keeps its place with the content of its kept
+        per-participant file (``pattern``), streamed as any other: a failure never shrinks
+        a combined file silently. The summary names it as stale, or as missing when there
+        is no earlier file."""
         async with AsyncArrayFile(self.options.output_dir / name) as out:
-            for future in done:
+            for p, future in zip(participants, done, strict=True):
                 outcome = await future
                 if outcome is None:
+                    await self.keep(out, p, pattern)
                     continue
                 path, count = pick(outcome)
                 if path is not None:
                     await out.splice_file(path, count)
         self.summary.files.append(name)
+
+    async def keep(self, out: AsyncArrayFile, p: Participant, pattern: str) -> None:
+        kept = self.options.output_dir / id_file_name(pattern, p.external_id)
+        try:
+            mtime = kept.stat().st_mtime
+        except FileNotFoundError:
+            if p.external_id not in self.missing:
+                self.missing.append(p.external_id)
+            return
+        await out.splice_file(kept, 1)
+        when = datetime.fromtimestamp(mtime).astimezone().isoformat(timespec="seconds")
+        self.stale[kept.name] = when
 
 
 async def run_download_results(
@@ -521,14 +545,20 @@ async def run_download_results(
                     tg.create_task(
                         run.write_all(
                             "results_feedback_all.json",
+                            participants,
                             done,
                             lambda o: (o.feedback_path, o.feedback),
+                            FEEDBACK_FILE,
                         )
                     )
                 if options.want_results:
                     tg.create_task(
                         run.write_all(
-                            "results_all.json", done, lambda o: (o.results_path, o.results)
+                            "results_all.json",
+                            participants,
+                            done,
+                            lambda o: (o.results_path, o.results),
+                            RESULTS_FILE,
                         )
                     )
         except BaseExceptionGroup as group:
@@ -564,6 +594,20 @@ def _fill_summary(
             "windows": run.windows,
         }
     )
+    if run.stale:
+        summary.details["stale"] = dict(run.stale)
+        for name, when in run.stale.items():
+            summary.warnings.append(
+                f"{name} is stale (written {when}): its participant failed this run, so the "
+                "combined files hold that earlier copy"
+            )
+    if run.missing:
+        summary.details["missing"] = list(run.missing)
+        for ext in run.missing:
+            summary.warnings.append(
+                f"participant {ext[:12]} failed this run and has no earlier file: missing "
+                "from the combined files"
+            )
     for o in ok:
         if o.problem_count:
             shown = "; ".join(o.problems[:MAX_PROBLEMS_LISTED])
