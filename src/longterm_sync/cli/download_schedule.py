@@ -30,7 +30,8 @@ server has no schedule for is named at the end (exit status 1).
 --mode video mirrors the server's media folder into --video_path over SFTP: every file is
 checked against its .md5sum before it gets its final name, unchanged files are skipped, and
 the md5 list is printed in md5sum's format. Videos gone from the server are kept unless
---delete. video+json (the default) does both.
+--delete; even then, a video at or below an entry the server's listing had that this run
+refused (a symlink, a bad name) is kept. video+json (the default) does both.
 
 {SELECTION_HELP}"""
 EXAMPLES = """\

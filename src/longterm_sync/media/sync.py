@@ -238,8 +238,23 @@ def _write_sidecar(final: Path, md5: str) -> None:
     write_bytes_atomic(final.with_name(final.name + SIDECAR_SUFFIX), f"{md5}\n".encode())
 
 
+def refused_cover(rel: str, refused: list[tuple[str, str]]) -> bool:
+    """Whether ``rel`` is, or lies below, an entry this run refused on the server (a symlink,
+    a bad name, an unreadable folder): such a file is not known to be gone."""
+    for name, _ in refused:
+        base = name.rstrip("/")
+        if rel == base or rel.startswith(base + "/"):
+            return True
+    return False
+
+
 def _local_only(summary: Summary, dest: Path, rtree: Tree, ltree: Tree, delete: bool) -> None:
     extra = sorted(rel for rel in ltree.files if rel not in rtree.files)
+    if delete:
+        shielded = [rel for rel in extra if refused_cover(rel, rtree.refused)]
+        if shielded:
+            summary.count("kept (refused on the server, not known to be gone)", len(shielded))
+            extra = [rel for rel in extra if rel not in set(shielded)]
     if not extra:
         return
     if not delete:
