@@ -4,6 +4,7 @@ folder never corrupt a video, and a helper process dies with its parent."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -129,3 +130,30 @@ def test_helper_process_dies_with_its_parent(openssh_server: SshdInfo, tmp_path:
     for i in range(12):
         name = f"big{i:02d}.mp4"
         assert md5((dest / name).read_bytes()) == md5((media / name).read_bytes())
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_mirror_is_quiet(
+    sig: int, status: int, openssh_server: SshdInfo, tmp_path: Path
+) -> None:
+    media = openssh_server.media_root / f"interrupt{sig}"
+    for i in range(12):
+        publish(media, f"v{i:02d}.mp4", os.urandom(6 << 20))
+    config = _config(
+        openssh_server, media, tmp_path,
+        sftp_processes=2, sftp_transfers=2, sftp_max_requests=2, sftp_block_size=16384,
+    )  # fmt: skip
+    dest = tmp_path / "videos"
+    proc = _popen(_mirror_args(config, dest))
+    deadline = time.monotonic() + 60
+    while not _children(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    for word in ("Traceback", "never retrieved", "Exception"):
+        assert word not in err, err
+    allowed = (".longterm-md5cache.json",)  # video partials stay for resume
+    leftovers = [p.name for p in dest.rglob(".*") if not p.name.endswith(".mp4.partial")]
+    assert [n for n in leftovers if n not in allowed] == []

@@ -448,7 +448,10 @@ async def run_activity(
 
 def _viewings(body: bytes, options: ActivityOptions, tz: ZoneInfo) -> list[Viewing]:
     """Parse one window's JSON and keep only what the cells need (runs in a thread)."""
-    data = orjson.loads(body)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"/api/{WATCH_RESULTS}/ sent invalid JSON: {exc}") from None
     if not isinstance(data, list):
         raise ProtocolError(f"/api/{WATCH_RESULTS}/ did not answer a list")
     return [viewing(i, margin=options.sec_margin, question=options.question, tz=tz) for i in data]

@@ -2,8 +2,9 @@
 
 N workers read participant indexes from a queue inside one :class:`asyncio.TaskGroup`; each
 participant's range is fetched window by window (:mod:`longterm_sync.windows`). A participant
-whose window still fails after the client's retries (:class:`TransientError`) is recorded as a
-failure and the others go on; any other :class:`LongtermError` (token rejected, route missing,
+whose window still fails after the client's retries (:class:`TransientError`), or whose answer
+is not what the platform sends (:class:`ProtocolError`: invalid JSON, not a list), is recorded
+as a failure and the others go on; any other :class:`LongtermError` (token rejected, route missing,
 server unreachable) stops the run and reaches the CLI as that one error, not as an exception
 group, so it prints as one line.
 """
@@ -17,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+
+import orjson
 
 from ..api import PlatformClient, decode_json
 from ..atomic import local_io_error
@@ -103,7 +106,10 @@ async def fetch_windows(
 
 
 async def decode_list(body: bytes, route: str) -> list[Any]:
-    data = await decode_json(body)
+    try:
+        data = await decode_json(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"/api/{route}/ sent invalid JSON: {exc}") from None
     if not isinstance(data, list):
         raise ProtocolError(f"/api/{route}/ did not answer a list")
     return data
@@ -164,7 +170,7 @@ async def per_participant(
             p = participants[index]
             try:
                 out[index] = await fetch(p)
-            except TransientError as exc:
+            except (TransientError, ProtocolError) as exc:  # this participant's answer only
                 summary.fail(f"participant {p.external_id}", str(exc))
 
     try:
