@@ -61,32 +61,35 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion; SIGTERM/SIGHUP cancel it and raise :class:`Terminated`."""
+    """Run ``coro`` to completion; SIGTERM/SIGHUP cancel it and raise :class:`Terminated`.
+
+    The handlers work the way ``asyncio.Runner`` handles SIGINT (a Python-level handler that
+    cancels the main task and wakes the loop), not through ``loop.add_signal_handler``, so
+    Ctrl-C and the other two signals take the same path with uvloop and asyncio alike."""
     received: list[int] = []
     main: list[asyncio.Task[Any]] = []
 
-    async def wrapper() -> T:
-        task = asyncio.current_task()
-        assert task is not None
-        main.append(task)
-        return await coro
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        loop = runner.get_loop()
 
-    def on_signal(signum: int) -> None:
-        if not received:
+        async def wrapper() -> T:
+            task = asyncio.current_task()
+            assert task is not None
+            main.append(task)
+            return await coro
+
+        def on_signal(signum: int, frame: object) -> None:
+            if received:
+                return  # already stopping: let the cleanup finish
             received.append(signum)
             for task in main:
                 task.cancel()
+            loop.call_soon_threadsafe(lambda: None)  # wake a loop blocked in select
 
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        loop = runner.get_loop()
-        previous = {sig: signal.getsignal(sig) for sig in HANDLED_SIGNALS}
-        installed = []
-        for sig in HANDLED_SIGNALS:
-            try:
-                loop.add_signal_handler(sig, on_signal, sig)
-                installed.append(sig)
-            except (ValueError, RuntimeError, NotImplementedError):
-                pass  # not the main thread: the caller handles signals
+        previous: dict[int, Any] = {}
+        with contextlib.suppress(ValueError):  # not the main thread: the caller handles them
+            for sig in HANDLED_SIGNALS:
+                previous[sig] = signal.signal(sig, on_signal)
         try:
             return runner.run(wrapper())
         except (asyncio.CancelledError, Exception):
@@ -94,9 +97,5 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
                 raise Terminated(received[0]) from None
             raise
         finally:
-            for sig in installed:
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(sig)
-                handler = previous[sig]
-                if handler is not None:
-                    signal.signal(sig, handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
