@@ -36,6 +36,7 @@ from .config import Limits, ServerProfile, mask_token
 from .errors import AuthError, ConnectError, ProtocolError, RouteError, TransientError
 from .retry import Exhausted, Retryable, RetryPolicy, with_retries
 from .timeutil import format_server_datetime
+from .windows import Window, split_window
 
 log = logging.getLogger("longterm_sync.api")
 
@@ -51,6 +52,10 @@ THREAD_PARSE_BYTES = 256 * 1024
 # Longest query string sent for an external_id filter (nginx's default header buffer is 8 KiB).
 MAX_QUERY_CHARS = 4000
 READ_BUFSIZE = 1 << 20
+
+
+class ResponseTooLarge(ProtocolError):
+    """An answer over ``[limits] max_response_mb``: not retried; a window is split instead."""
 
 
 class HttpStatusError(ProtocolError):
@@ -141,6 +146,7 @@ class PlatformClient:
             timeout=aiohttp.ClientTimeout(
                 total=self.limits.read_timeout,
                 connect=self.limits.connect_timeout,
+                sock_read=self.limits.idle_timeout,
             ),
             read_bufsize=READ_BUFSIZE,
             auto_decompress=False,
@@ -205,12 +211,18 @@ class PlatformClient:
         log.debug("GET %s", url.path_qs)
         try:
             async with self.session.get(url, allow_redirects=False) as resp:
-                body = await resp.read()
+                body = await self._read_capped(resp, url)
                 status = resp.status
                 ctype = resp.content_type
                 location = resp.headers.get("Location", "")
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientConnectorSSLError) as exc:
+            raise self._tls_error(url, exc) from None
         except aiohttp.ClientConnectorError as exc:
+            if _is_tls(exc.os_error):
+                raise self._tls_error(url, exc.os_error) from None
             raise Retryable(f"{exc.os_error.strerror or exc}", connect=True) from exc
+        except aiohttp.ClientResponseError as exc:  # not HTTP at all (e.g. TLS to plain HTTP)
+            raise self._protocol_error(url, exc) from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise Retryable(f"connection broken mid-answer ({type(exc).__name__})") from exc
         except aiohttp.ClientOSError as exc:
@@ -237,6 +249,42 @@ class PlatformClient:
             )
         self._raise_for_status(status, body, url, method="GET")
         raise AssertionError("unreachable")
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, url: URL) -> bytes:
+        """The body, refused as soon as it passes ``max_response_mb`` (never held whole)."""
+        cap = self.limits.max_response_mb * 1_000_000
+        length = resp.content_length
+        if length is not None and length > cap:
+            raise self._too_large(url, length)
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in resp.content.iter_chunked(READ_BUFSIZE):
+            total += len(chunk)
+            if total > cap:
+                raise self._too_large(url, total)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, url: URL, size: int) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"GET {url.path} answered more than [limits] max_response_mb "
+            f"({self.limits.max_response_mb} MB; {size / 1e6:.0f} MB seen)"
+        )
+
+    def _tls_error(self, url: URL, exc: BaseException) -> ProtocolError:
+        """TLS failures are not retried: another attempt fails the same way."""
+        hint = None
+        if url.scheme == "https":
+            hint = f"if the server speaks plain HTTP, use --server={_with_http(self.profile.url)}"
+        reason = " ".join(str(exc).split())[:160]
+        return ProtocolError(f"TLS failed for {url.with_query(None)}: {reason}", hint=hint)
+
+    def _protocol_error(self, url: URL, exc: BaseException) -> ProtocolError:
+        hint = None
+        if url.scheme == "https":
+            hint = f"if the server speaks plain HTTP, use --server={_with_http(self.profile.url)}"
+        reason = " ".join(str(exc).split())[:160]
+        return ProtocolError(f"{url.with_query(None)} did not answer HTTP: {reason}", hint=hint)
 
     def _raise_for_status(self, status: int, body: bytes, url: URL, *, method: str) -> None:
         if status == 401:
@@ -364,6 +412,34 @@ class PlatformClient:
         item = f"every participant, {window_span(start, stop, self.profile)}"
         return await self.get_bytes(route, self.list_params(None, start, stop), item=item)
 
+    async def list_route_split(
+        self,
+        route: str,
+        external_id: str,
+        start: datetime | None,
+        stop: datetime | None,
+        *,
+        lo: datetime | None = None,
+        hi: datetime | None = None,
+    ) -> list[bytes]:
+        """One window's answer, or its halves' answers (recursively, down to one day) when
+        it is over ``max_response_mb``: each body in memory is bounded by the cap. ``lo`` and
+        ``hi`` bound where rows can be, to cut an open-ended window (see split_window)."""
+        try:
+            return [await self.list_route_bytes(route, external_id, start, stop)]
+        except ResponseTooLarge as exc:
+            halves = split_window(Window(start, stop), lo=lo, hi=hi)
+            if halves is None:
+                label = window_label(external_id, start, stop, self.profile)
+                raise ResponseTooLarge(f"{label}: {exc}, even for one day") from None
+            log.info("%s: answer too large, fetching it in two halves", route)
+            bodies: list[bytes] = []
+            for half in halves:
+                bodies += await self.list_route_split(
+                    route, external_id, half.start, half.stop, lo=lo, hi=hi
+                )
+            return bodies
+
     async def list_route(
         self, route: str, external_id: str, start: datetime | None, stop: datetime | None
     ) -> list[dict[str, Any]]:
@@ -379,6 +455,16 @@ class PlatformClient:
     async def missing_videos(self, external_id: str) -> list[dict[str, Any]]:
         """The server ignores date bounds on this route, so there is nothing to window."""
         return await self.list_route(MISSING_VIDEOS, external_id, None, None)
+
+
+def _is_tls(error: BaseException | None) -> bool:
+    import ssl
+
+    return isinstance(error, ssl.SSLError)
+
+
+def _with_http(url: str) -> str:
+    return "http://" + url.split("://", 1)[-1]
 
 
 def window_label(

@@ -81,8 +81,17 @@ class Limits:
     connect_timeout: float = 15.0
     """Seconds to establish a TCP/TLS connection."""
 
+    idle_timeout: float = 120.0
+    """Seconds without a single byte from the server before a request counts as timed out
+    (and is retried): a server that accepts and never answers costs this, not read_timeout."""
+
     read_timeout: float = 600.0
     """Seconds for a whole response; a large unfiltered list on the real server is slow."""
+
+    max_response_mb: int = 64
+    """Largest answer taken in memory, in MB. A results or feedback window whose answer is
+    larger is split in two and fetched again, down to one day (then that participant fails),
+    so memory stays bounded whatever the server sends. Raising it raises peak memory."""
 
     sftp_connections: int = 1
     """SSH connections to the media account. Each is one sshd process on the server and one

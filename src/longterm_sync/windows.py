@@ -44,6 +44,32 @@ class Window:
     stop: datetime | None
 
 
+def split_window(
+    window: Window,
+    *,
+    lo: datetime | None = None,
+    hi: datetime | None = None,
+    min_days: float = 1.0,
+) -> tuple[Window, Window] | None:
+    """Two parts covering exactly what ``window`` covers (strict bounds, like the server's
+    filter), or None when it is not longer than ``min_days``: used when one window's answer
+    is too large to take whole. An open end is first cut at ``lo`` (where rows can start,
+    e.g. the schedule's first day) or ``hi`` (now), the open part holding no rows."""
+    if window.start is None:
+        if lo is None or (window.stop is not None and lo >= window.stop):
+            return None
+        return Window(None, lo + ONE_MICROSECOND), Window(lo, window.stop)
+    if window.stop is None:
+        if hi is None or hi <= window.start:
+            return None
+        return Window(window.start, hi + ONE_MICROSECOND), Window(hi, None)
+    span = window.stop - window.start
+    if span <= timedelta(days=min_days):
+        return None
+    mid = window.start + span / 2
+    return Window(window.start, mid), Window(mid - ONE_MICROSECOND, window.stop)
+
+
 def plan_windows(
     start: datetime | None,
     stop: datetime | None,

@@ -137,16 +137,16 @@ async def fetch_window_bodies(
     )
     ext = participant.external_id
     if len(windows) == 1:
-        return [await client.list_route_bytes(route, ext, windows[0].start, windows[0].stop)]
+        return await client.list_route_split(route, ext, windows[0].start, windows[0].stop, hi=now)
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(client.list_route_bytes(route, ext, w.start, w.stop))
+                group.create_task(client.list_route_split(route, ext, w.start, w.stop, hi=now))
                 for w in windows
             ]
     except BaseExceptionGroup as exc:
         raise first_error(exc) from None
-    return [task.result() for task in tasks]
+    return [body for task in tasks for body in task.result()]
 
 
 async def per_participant(

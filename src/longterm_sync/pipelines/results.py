@@ -56,14 +56,20 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from ..api import FEEDBACK_COMMENTS, WATCH_RESULTS, PlatformClient
+from ..api import (
+    FEEDBACK_COMMENTS,
+    WATCH_RESULTS,
+    PlatformClient,
+    ResponseTooLarge,
+    window_label,
+)
 from ..config import Limits, ServerProfile
 from ..errors import ProtocolError, TransientError
 from ..ids import id_file_name
 from ..jsonstream import AsyncArrayFile, encode_item
 from ..select import Participant, Selection
 from ..summary import Summary
-from ..windows import Window, participant_windows
+from ..windows import Window, participant_windows, schedule_span, split_window
 from .fanout import check_output_dir, first_error, resolve_into
 
 log = logging.getLogger("longterm_sync.results")
@@ -345,15 +351,23 @@ class ResultsRun:
             now=self.now,
         )
 
+    def bounds(self, p: Participant) -> tuple[datetime | None, datetime]:
+        """Where this participant's rows can be: to cut open-ended windows when splitting."""
+        span = schedule_span(self.memo.by_id.get(p.external_id), self.tz)
+        return (span[0] if span else None), self.now
+
     async def feedback(self, p: Participant, windows: list[Window]) -> Feedback:
+        lo, hi = self.bounds(p)
         async with asyncio.TaskGroup() as tg:
             tasks = [
                 tg.create_task(
-                    self.client.list_route_bytes(FEEDBACK_COMMENTS, p.external_id, w.start, w.stop)
+                    self.client.list_route_split(
+                        FEEDBACK_COMMENTS, p.external_id, w.start, w.stop, lo=lo, hi=hi
+                    )
                 )
                 for w in windows
             ]
-        bodies = [t.result() for t in tasks]
+        bodies = [body for t in tasks for body in t.result()]
         what = f"participant {p.external_id} feedback"
         if sum(len(b) for b in bodies) > 256 * 1024:
             return await asyncio.to_thread(build_feedback, bodies, self.tz, what)
@@ -361,8 +375,19 @@ class ResultsRun:
 
     async def results_window(
         self, p: Participant, w: Window, feedback: Awaitable[Feedback]
-    ) -> EncodedWindow:
-        body = await self.client.list_route_bytes(WATCH_RESULTS, p.external_id, w.start, w.stop)
+    ) -> EncodedWindow | tuple[Window, Window]:
+        """The window encoded, or its two halves when its answer is over the size cap (the
+        writer then fetches them one after the other, so memory stays bounded)."""
+        try:
+            body = await self.client.list_route_bytes(WATCH_RESULTS, p.external_id, w.start, w.stop)
+        except ResponseTooLarge as exc:
+            lo, hi = self.bounds(p)
+            halves = split_window(w, lo=lo, hi=hi)
+            if halves is None:
+                label = window_label(p.external_id, w.start, w.stop, self.profile)
+                raise ResponseTooLarge(f"{label}: {exc}, even for one day") from None
+            log.info("participant %s: window too large, fetching it in two halves", p.short)
+            return halves
         fb = await feedback
         async with self.cpu:
             what = f"participant {p.external_id} results"
@@ -378,19 +403,27 @@ class ResultsRun:
     ) -> None:
         """Stream one participant's results file, windows fetched ahead within the slots."""
         path = self.options.output_dir / id_file_name(RESULTS_FILE, p.external_id)
-        pending: deque[asyncio.Task[EncodedWindow]] = deque()
+        pending: deque[asyncio.Task[EncodedWindow | tuple[Window, Window]]] = deque()
         held = 0
 
         async def write_head(out: AsyncArrayFile) -> None:
             nonlocal held
             task = pending.popleft()
-            window = await task
+            await write_window(out, await task)
+            held -= 1
+            self.slots.release()
+
+        async def write_window(
+            out: AsyncArrayFile, window: EncodedWindow | tuple[Window, Window]
+        ) -> None:
+            if isinstance(window, tuple):  # too large: halves in turn, under the head's slot
+                for half in window:
+                    await write_window(out, await self.results_window(p, half, feedback))
+                return
             await out.write_parts(window.parts)
             outcome.results += len(window.parts)
             outcome.problem_count += len(window.problems)
             outcome.problems.extend(window.problems[:MAX_PROBLEMS_LISTED])
-            held -= 1
-            self.slots.release()
 
         try:
             async with AsyncArrayFile(path) as out:
