@@ -4,6 +4,7 @@ folder never corrupt a video, and a helper process dies with its parent."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -159,3 +160,25 @@ def test_interrupted_mirror_is_quiet(
     allowed = (".longterm-md5cache.json",)  # video partials stay for resume
     leftovers = [p.name for p in dest.rglob(".*") if not p.name.endswith(".mp4.partial")]
     assert [n for n in leftovers if n not in allowed] == []
+
+
+def test_disk_full_mid_mirror_is_one_line(openssh_server: SshdInfo, tmp_path: Path) -> None:
+    media = openssh_server.media_root / "diskfull"
+    for i in range(6):
+        publish(media, f"v{i}.mp4", os.urandom(3 << 20))
+    config = _config(openssh_server, media, tmp_path, sftp_transfers=3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKEN_", "LONGTERM_"))}
+
+    def small_disk() -> None:  # no file may grow past 1 MiB: writes fail as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "longterm_sync", *_mirror_args(config, tmp_path / "videos")],
+        env=env, capture_output=True, text=True, timeout=120, preexec_fn=small_disk,
+        check=False,
+    )  # fmt: skip
+    for word in ("Traceback", "never retrieved", "Exception"):
+        assert word not in proc.stderr, proc.stderr
+    assert proc.returncode in (1, 4), proc.stdout + proc.stderr
+    assert not list((tmp_path / "videos").rglob("v*.mp4"))
