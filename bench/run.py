@@ -9,7 +9,8 @@ Sections: ``rest`` (bench/rest_bench.py: download-results against the old sequen
 and against the parallel floor, plus the memory run); ``feedback`` (bench/feedback_bench.py:
 user_feedback's one request against one per participant and a bare request); ``media``
 (bench/media_bench.py: SFTP mirror and upload against rsync -a, OpenSSH sftp and the old rsync
-invocation).
+invocation); ``huge`` (bench/huge_answer_bench.py: peak memory of download-results against
+one huge answer, with and without ``[limits] max_response_mb``).
 """
 
 from __future__ import annotations
@@ -41,10 +42,17 @@ def _feedback(quick: bool) -> int:
     return feedback_bench.main(["--quick"] if quick else [])
 
 
+def _huge(quick: bool) -> int:
+    import huge_answer_bench
+
+    return huge_answer_bench.main(["--quick"] if quick else [])
+
+
 SECTIONS: dict[str, Callable[[bool], int]] = {
     "rest": _rest,
     "feedback": _feedback,
     "media": _media,
+    "huge": _huge,
 }
 
 

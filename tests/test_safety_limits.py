@@ -78,4 +78,4 @@ def test_tls_to_a_plain_http_server_is_one_line(tmp_path: Path) -> None:
         )  # fmt: skip
     assert result.code == 3, result.err
     line = result.one_line_error()
-    assert https in line and f"--server={fake.url}" in line
+    assert https in line and f"answers plain HTTP: use --server={fake.url}" in line

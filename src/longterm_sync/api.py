@@ -216,13 +216,13 @@ class PlatformClient:
                 ctype = resp.content_type
                 location = resp.headers.get("Location", "")
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientConnectorSSLError) as exc:
-            raise self._tls_error(url, exc) from None
+            raise await self._not_retried(url, exc, "TLS failed for") from None
         except aiohttp.ClientConnectorError as exc:
             if _is_tls(exc.os_error):
-                raise self._tls_error(url, exc.os_error) from None
+                raise await self._not_retried(url, exc.os_error, "TLS failed for") from None
             raise Retryable(f"{exc.os_error.strerror or exc}", connect=True) from exc
         except aiohttp.ClientResponseError as exc:  # not HTTP at all (e.g. TLS to plain HTTP)
-            raise self._protocol_error(url, exc) from None
+            raise await self._not_retried(url, exc, "no HTTP answer from") from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise Retryable(f"connection broken mid-answer ({type(exc).__name__})") from exc
         except aiohttp.ClientOSError as exc:
@@ -271,20 +271,14 @@ class PlatformClient:
             f"({self.limits.max_response_mb} MB; {size / 1e6:.0f} MB seen)"
         )
 
-    def _tls_error(self, url: URL, exc: BaseException) -> ProtocolError:
-        """TLS failures are not retried: another attempt fails the same way."""
-        hint = None
-        if url.scheme == "https":
-            hint = f"if the server speaks plain HTTP, use --server={_with_http(self.profile.url)}"
+    async def _not_retried(self, url: URL, exc: BaseException, what: str) -> ProtocolError:
+        """A TLS or protocol failure: not retried (another attempt fails the same way); one
+        line naming the exact URL, suggesting ``http://`` when the same address answers it."""
         reason = " ".join(str(exc).split())[:160]
-        return ProtocolError(f"TLS failed for {url.with_query(None)}: {reason}", hint=hint)
-
-    def _protocol_error(self, url: URL, exc: BaseException) -> ProtocolError:
-        hint = None
-        if url.scheme == "https":
-            hint = f"if the server speaks plain HTTP, use --server={_with_http(self.profile.url)}"
-        reason = " ".join(str(exc).split())[:160]
-        return ProtocolError(f"{url.with_query(None)} did not answer HTTP: {reason}", hint=hint)
+        hint = "check the address, the port and the server's TLS certificate"
+        if url.scheme == "https" and await _answers_http(url, self.limits.connect_timeout):
+            hint = f"it answers plain HTTP: use --server={_with_http(self.profile.url)}"
+        return ProtocolError(f"{what} {url.with_query(None)}: {reason}", hint=hint)
 
     def _raise_for_status(self, status: int, body: bytes, url: URL, *, method: str) -> None:
         if status == 401:
@@ -465,6 +459,26 @@ def _is_tls(error: BaseException | None) -> bool:
 
 def _with_http(url: str) -> str:
     return "http://" + url.split("://", 1)[-1]
+
+
+async def _answers_http(url: URL, within_s: float) -> bool:
+    """Whether the host answers plain HTTP on the same port. A session of its own, so the
+    token is never sent over the unencrypted probe."""
+    probe = url.with_scheme("http").with_path("/").with_query(None)
+    if url.explicit_port is None:
+        probe = probe.with_port(443)
+    try:
+        async with (
+            aiohttp.ClientSession() as bare,
+            bare.get(
+                probe,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=min(5.0, within_s)),
+            ),
+        ):
+            return True
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False
 
 
 def window_label(
