@@ -55,7 +55,7 @@ class Prepared:
     kind: str
     date_us: int | None
     size: int
-    data: bytes  # zstd-compressed canonical bytes
+    data: bytes  # zstd-compressed canonical bytes; b"" for a record known to be stored
 
     @classmethod
     def make(cls, codec: Codec, kind: str, canonical: bytes, date_us: int | None) -> Prepared:
@@ -189,6 +189,8 @@ class SnapshotStore:
         for r in records:
             rid = have.get(r.sha256)
             if rid is None:
+                if not r.data:
+                    raise RuntimeError("a record thought stored is missing from the store")
                 cur = self.conn.execute(
                     "INSERT INTO records (sha256, kind, date_us, size, data, first_snapshot) "
                     "VALUES (?, ?, ?, ?, ?, ?)",

@@ -13,20 +13,18 @@ from .common import MASK_FILTER, Context, add_output_arguments
 
 NAME = "demo"
 ORDER = 90
-HELP = "start the sandbox with a synthetic study and back it up (what `make demo` runs)"
+HELP = "sandbox study, full backup, a new day, nightly backup, verify (what `make demo` runs)"
 DESCRIPTION = """\
 Start the sandbox platform in this process (REST and SFTP on free loopback ports, state in
 DIR/server), fill it with a deterministic synthetic study on the first run, then run the
-most complete job there is against it, a full backup, into DIR/backup:
+main job there is against it, `longterm backup`, into DIR/backup (layout: see `longterm
+backup --help`): a first backup, then the sandbox gains one day of results for every
+participant, then the nightly backup (incremental: only the lookback window is asked for),
+then `longterm backup verify`. Both runs' figures are printed side by side (records fetched
+and added, MB fetched and stored, time).
 
-  schedules/  schedule_{external_id}.json per participant (download-schedule --mode json)
-  videos/     the media folder, every file md5-verified  (download-schedule --mode video)
-  results/    results_*.json and results_feedback_*.json (download-results)
-  reports/    user_feedback.csv, user_activity.csv and user_activity.xlsx
-
-It prints one summary line per job and a total. Run it again for an incremental backup
-(unchanged videos are skipped); --fresh starts over with a new study. Nothing leaves the
-machine: the sandbox listens on 127.0.0.1 only."""
+Run it again and the sandbox gains another day; --fresh starts over with a new study.
+Nothing leaves the machine: the sandbox listens on 127.0.0.1 only."""
 EXAMPLES = """\
   make demo
   longterm demo --dir /tmp/lt-demo --users 20 --days 60
@@ -94,8 +92,24 @@ def run(ctx: Context) -> int:
 
     summary = ctx.run_async(run_demo(options, on_ready))
     code = ctx.render(summary)
+    ctx.echo()
+    for line in side_by_side(summary.details.get("runs", [])):
+        ctx.echo(line)
     ctx.echo(
-        f"backup in {options.backup_dir}; server state in {options.server_dir} "
-        f"(config {options.server_dir / 'config.toml'}). Run again for an incremental backup."
+        f"\nbackup in {options.backup_dir} (latest files in "
+        f"{options.backup_dir / 'text_files' / 'latest'}); server state in {options.server_dir} "
+        f"(config {options.server_dir / 'config.toml'}). Run again: the sandbox gains another "
+        "day and both runs are nightly."
     )
     return code
+
+
+def side_by_side(runs: list[dict[str, object]]) -> list[str]:
+    """The two backup runs' figures in two columns."""
+    if len(runs) != 2:
+        return []
+    a, b = runs
+    out = [f"{'':18}{'first run':>14}{'after a new day':>18}"]
+    for key in a:
+        out.append(f"{key:18}{a[key]!s:>14}{b[key]!s:>18}")
+    return out

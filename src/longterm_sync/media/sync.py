@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..atomic import local_io_error, write_bytes_atomic
+from ..atomic import fsync_dir, local_io_error, write_bytes_atomic
 from ..config import Limits, ServerProfile
 from ..errors import InputFileError, LocalIOError, RemoteError, UsageError
 from ..summary import Summary
@@ -79,8 +79,15 @@ async def mirror_down(
     delete: bool = False,
     accept_new_host_key: bool = False,
     reporter: MediaReporter | None = None,
+    versions_dir: Path | None = None,
 ) -> Summary:
-    """Make ``dest`` a verified copy of the media folder; local extras stay unless ``delete``."""
+    """Make ``dest`` a verified copy of the media folder; local extras stay unless ``delete``.
+
+    With ``versions_dir``, a local video about to be replaced by a changed one from the
+    server is first moved there, same relative path, with its sidecar (``rsync --backup
+    --backup-dir``): the backup never overwrites what it holds. ``details["versions"]``
+    lists what was moved, ``details["gone"]`` the local videos the server no longer has.
+    """
     started = time.monotonic()
     summary = Summary(command="videos")
     try:
@@ -122,6 +129,12 @@ async def mirror_down(
                     summary.fail(d.rel, f"refused: {target}")
                 else:
                     todo.append((d, target))
+            if versions_dir is not None:
+                replaced = [(d.rel, f) for d, f in todo if d.rel in ltree.files]
+                moved = await asyncio.to_thread(_keep_versions, dest, versions_dir, replaced)
+                if moved:
+                    summary.count("old versions kept", len(moved))
+                    summary.details["versions"] = moved
             progress.plan(len(todo), sum(d.size for d, _ in todo))
             sem = asyncio.Semaphore(_workers(limits))
 
@@ -257,6 +270,7 @@ def _local_only(summary: Summary, dest: Path, rtree: Tree, ltree: Tree, delete: 
             extra = [rel for rel in extra if rel not in set(shielded)]
     if not extra:
         return
+    summary.details["gone"] = extra
     if not delete:
         summary.count("kept (gone from the server)", len(extra))
         return
@@ -273,6 +287,26 @@ def _local_only(summary: Summary, dest: Path, rtree: Tree, ltree: Tree, delete: 
                     raise local_io_error(exc, victim) from exc
         log.info("deleted %s: gone from the server", rel)
         summary.count("deleted")
+
+
+def _keep_versions(dest: Path, versions_dir: Path, items: list[tuple[str, Path]]) -> list[str]:
+    """Move each local file about to be replaced (and its sidecar) below ``versions_dir``."""
+    moved: list[str] = []
+    for rel, final in items:
+        target = versions_dir.joinpath(*rel.split("/"))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            final.replace(target)
+            side = final.with_name(final.name + SIDECAR_SUFFIX)
+            if side.exists():
+                side.replace(target.with_name(target.name + SIDECAR_SUFFIX))
+        except OSError as exc:
+            raise local_io_error(exc, target) from exc
+        fsync_dir(target.parent)
+        fsync_dir(final.parent)
+        log.info("kept the old %s as %s: it changed on the server", rel, target)
+        moved.append(rel)
+    return moved
 
 
 # ---------------------------------------------------------------------------- push up

@@ -188,7 +188,7 @@ def _text(raw: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _date_key(item: Item, tz: ZoneInfo) -> tuple[int, int]:
+def date_key(item: Item, tz: ZoneInfo) -> tuple[int, int]:
     """Sort key: microseconds since the epoch; undated items last, in server order."""
     value = _text(item.get("date")) if isinstance(item, dict) else None
     if value is None:
@@ -204,7 +204,7 @@ def _date_key(item: Item, tz: ZoneInfo) -> tuple[int, int]:
 
 def sort_by_date(items: list[Item], tz: ZoneInfo) -> list[Item]:
     """Stable: items with the same date keep the server's order."""
-    return sorted(items, key=lambda item: _date_key(item, tz))
+    return sorted(items, key=lambda item: date_key(item, tz))
 
 
 def _describe(item: dict[str, Any]) -> str:
@@ -226,7 +226,7 @@ def build_feedback(bodies: Sequence[bytes], tz: ZoneInfo, what: str) -> Feedback
         missing = [k for k in ("date", "video", "comment") if k not in item]
         if missing:
             problems.append(f"feedback {_describe(item)} lacks {', '.join(missing)}")
-        elif _date_key(item, tz)[0]:
+        elif date_key(item, tz)[0]:
             problems.append(f"feedback with an unreadable date {bytes(item['date'])!r}")
         video = _text(item.get("video"))
         if video is not None:
@@ -250,7 +250,7 @@ def fix_result(item: Item, feedback: Feedback, tz: ZoneInfo) -> str | None:
             item["result"] = result
             if not video:
                 lacks.append("result.video")
-    if not lacks and _date_key(item, tz)[0]:
+    if not lacks and date_key(item, tz)[0]:
         return f"result with an unreadable date {bytes(item['date'])!r}"
     return f"result {_describe(item)} lacks {', '.join(lacks)}" if lacks else None
 
@@ -261,7 +261,7 @@ def encode_results_window(
     """Decode, sort, fix and encode one window; each item is dropped once encoded."""
     data = decode_items(body, what)
     del body
-    order = sorted(range(len(data)), key=lambda i: _date_key(data[i], tz))
+    order = sorted(range(len(data)), key=lambda i: date_key(data[i], tz))
     parts: list[bytes] = []
     problems: list[str] = []
     for i in order:

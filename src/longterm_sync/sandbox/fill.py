@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import date
 from typing import Any
 
 import aiohttp
@@ -124,6 +125,31 @@ async def fill_platform(
                     )
                     summary.count(post.route)
             log.debug("filled participant %s", p.name)
+
+        async with asyncio.TaskGroup() as tg:
+            for p in study.participants:
+                tg.create_task(one(p))
+    summary.elapsed_s = time.monotonic() - began
+    return summary
+
+
+async def add_day(url: str, study: Study, day: date, *, concurrency: int = 4) -> Summary:
+    """Every participant's phone posts one more day (``day``) of results and a comment."""
+    summary = Summary(command="sandbox add-day")
+    began = time.monotonic()
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=300)
+    semaphore = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        client = FillClient(session, url)
+
+        async def one(p: SynthParticipant) -> None:
+            async with semaphore:
+                token = await client.login(p.external_id)
+                posts = await asyncio.to_thread(lambda: list(study.day_posts(p, day)))
+                for post in posts:
+                    await client.post(post.route, post.body, token, 201)
+                    summary.count(post.route)
 
         async with asyncio.TaskGroup() as tg:
             for p in study.participants:

@@ -18,7 +18,7 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,8 +27,9 @@ from aiohttp import web
 
 from ..atomic import write_text_atomic
 from ..errors import UsageError
+from ..summary import Summary
 from ..timeutil import WARSAW, today_in
-from .fill import fill_platform
+from .fill import add_day, fill_platform
 from .rest import Faults, PlatformApp
 from .store import OPERATOR, Store
 from .synth import Study, StudyParams
@@ -334,6 +335,22 @@ class Sandbox:
         study = {**params.to_dict(), "salt": params.salt, "counts": summary.counts}
         await store.call(store.set_meta, "study", json.dumps(study))
         return study
+
+    async def add_day(self) -> tuple[date, Summary]:
+        """Grow the study by one day: every participant posts the day after the last one
+        (the first call: the day after the study's ``today``). For the backup demo/bench."""
+        store, info = self.store, self.info
+        if store is None or info is None or not info.study:
+            raise UsageError("the sandbox holds no synthetic study to add a day to")
+        params = StudyParams(
+            **{k: v for k, v in info.study.items() if k in StudyParams.__dataclass_fields__}
+            | {"today": date.fromisoformat(info.study["today"])}
+        )
+        added = int(await store.call(store.get_meta, "days_added") or 0) + 1
+        day = params.today + timedelta(days=added)
+        summary = await add_day(info.url, Study(params), day)
+        await store.call(store.set_meta, "days_added", str(added))
+        return day, summary
 
     @staticmethod
     def _write_files(info: ReadyInfo, ready_file: Path | None) -> None:

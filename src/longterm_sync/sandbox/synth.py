@@ -269,6 +269,21 @@ class Study:
                 {"date": _naive(datetime.combine(day, time(8, 15))), "video": video},
             )
 
+    def day_posts(self, participant: SynthParticipant, day: date) -> Iterator[Post]:
+        """What the phone posts for one more day after the study's ``days`` (the nightly
+        backup's demo and bench grow the study by a day): its results and one comment."""
+        rng = random.Random(f"{self.params.seed}/{participant.index}/{day.isoformat()}")
+        n = (day - self.first_day).days * 2
+        for i, video in enumerate(self._services(participant.index, day)):
+            when = datetime.combine(day, time(17 + i, rng.randrange(60), rng.randrange(60)))
+            result = self.result(participant, rng, when, video, chr(ord("A") + i), n + i)
+            yield Post("watch-results", {"date": _naive(when), "result": result})
+            if i == 0:
+                at = when + timedelta(minutes=3)
+                yield Post(
+                    "feedback-comments", {"video": video, "date": _naive(at), "comment": "Ok"}
+                )
+
     def _noon(self) -> datetime:
         return datetime.combine(self.params.today, time(12))
 

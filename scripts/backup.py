@@ -1,0 +1,11 @@
+#!/usr/bin/env python3
+"""Drop-in for the original `backup.py`: same flags, run by longterm_sync."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from longterm_sync.cli import script_main
+
+script_main("backup")
