@@ -10,7 +10,9 @@ and against the parallel floor, plus the memory run); ``feedback`` (bench/feedba
 user_feedback's one request against one per participant and a bare request); ``media``
 (bench/media_bench.py: SFTP mirror and upload against rsync -a, OpenSSH sftp and the old rsync
 invocation); ``huge`` (bench/huge_answer_bench.py: peak memory of download-results against
-one huge answer, with and without ``[limits] max_response_mb``).
+one huge answer, with and without ``[limits] max_response_mb``); ``backup``
+(bench/backup_bench.py: full and nightly ``longterm backup`` against the original's nightly
+full re-download, store growth over nights, compression choices).
 """
 
 from __future__ import annotations
@@ -48,11 +50,18 @@ def _huge(quick: bool) -> int:
     return huge_answer_bench.main(["--quick"] if quick else [])
 
 
+def _backup(quick: bool) -> int:
+    import backup_bench
+
+    return backup_bench.main(["--quick"] if quick else [])
+
+
 SECTIONS: dict[str, Callable[[bool], int]] = {
     "rest": _rest,
     "feedback": _feedback,
     "media": _media,
     "huge": _huge,
+    "backup": _backup,
 }
 
 

@@ -11,6 +11,7 @@ import aiohttp
 
 from clitools import Result, run_cli
 from fixtures_sandbox import SANDBOX_STUDY, SandboxInfo
+from longterm_sync.backup.files import EXTRA_LISTINGS
 from longterm_sync.ids import external_id
 from longterm_sync.sandbox.fill import FillClient
 from longterm_sync.sandbox.synth import SURNAME
@@ -78,8 +79,9 @@ def fresh_download(info: SandboxInfo, out: Path) -> dict[str, bytes]:
 
 
 def latest_subset(dest: Path, names: set[str]) -> dict[str, bytes]:
+    """latest/ without the backup's own extra files (missing videos, unassigned rows)."""
     latest = tree(dest / "text_files" / "latest")
-    return {name: data for name, data in latest.items() if name in names}
+    return {name: data for name, data in latest.items() if name not in EXTRA_LISTINGS}
 
 
 __all__ = ["STUDY", "participant_ids"]

@@ -118,7 +118,7 @@ _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 def without_server_feedback(item: Any) -> Any:
     """A result with the server's ``user_feedback`` set to null.
 
-    The server fills it with the first comment on the same video (API.md, "Known server
+    The server fills it with the first comment on the same video (docs/PROTOCOL.md, "Server
     bug"), so it changes whenever a participant comments on a video seen before: kept as
     sent, every such comment would store again each older result of that video (~200 KB).
     No output uses it (download-results rebuilds it from the feedback, and so does every
