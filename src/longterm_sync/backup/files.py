@@ -9,6 +9,8 @@ restore is byte-identical to what those commands wrote from the same server stat
 
 from __future__ import annotations
 
+from ..ids import id_file_name
+
 RESULTS_ALL = "results_all.json"
 FEEDBACK_ALL = "results_feedback_all.json"
 MISSING_VIDEOS = "missing_videos.json"
@@ -21,12 +23,14 @@ sweep that no participant's filter returns (orphan accounts, empty ``external_id
 
 
 def results_name(external_id: str) -> str:
-    return f"results_{external_id}.json"
+    """Raise :class:`~longterm_sync.ids.UnsafeIdError` for an id that may not name a file
+    (the pipeline never lists one; a store edited by hand must not write outside --to)."""
+    return id_file_name("results_{}.json", external_id)
 
 
 def feedback_name(external_id: str) -> str:
-    return f"results_feedback_{external_id}.json"
+    return id_file_name("results_feedback_{}.json", external_id)
 
 
 def schedule_name(external_id: str) -> str:
-    return f"schedule_{external_id}.json"
+    return id_file_name("schedule_{}.json", external_id)

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from ..atomic import atomic_writer, fsync_dir, local_io_error, write_bytes_atomic
+from ..errors import LocalIOError
+from ..ids import is_safe_id, shown_id
 from ..jsonstream import ArrayWriter, encode_item
 from ..pipelines.results import build_feedback, decode_items, fix_result
 from ..pipelines.schedules import narrow_schedule
@@ -103,6 +105,12 @@ def write_snapshot(
     for ext in participants:
         if cancelled is not None and cancelled():
             raise KeyboardInterrupt
+        if not is_safe_id(ext):
+            raise LocalIOError(
+                f"snapshot {snapshot.id} names a participant {shown_id(ext)} that may not name "
+                "a file; the store was altered",
+                hint="run `longterm backup verify`",
+            )
         fb_ids = store.listing(snapshot.id, feedback_name(ext))
         res_ids = store.listing(snapshot.id, results_name(ext))
         sched_ids = store.listing(snapshot.id, schedule_name(ext))
