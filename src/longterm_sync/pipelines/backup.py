@@ -384,14 +384,20 @@ class BackupRun:
         """The full pass's unfiltered sweep: rows no participant filter returns.
 
         Windows are short enough that one answer holds about ``window_days`` participant-days
-        (every participant's rows of a day come back together).
+        (every participant's rows of a day come back together), placed over the schedules'
+        span; the first and last windows stay open, so rows outside it are still seen.
         """
         known = {p.external_id for p in participants}
         spans = [schedule_span(s, self.tz) for s in memo.by_id.values()]
         starts = [s[0] for s in spans if s]
+        ends = [min(s[1], self.now) for s in spans if s]
         days = max(1, self.limits.window_days // max(1, len(participants)))
         windows = plan_windows(
-            None, None, days=days, anchor_start=min(starts, default=None), anchor_end=self.now
+            None,
+            None,
+            days=days,
+            anchor_start=min(starts, default=None),
+            anchor_end=max(ends, default=self.now),
         )
         total = 0
         for route, kind, name in (
