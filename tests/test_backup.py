@@ -155,6 +155,20 @@ def test_videos_are_never_deleted_and_changes_keep_the_old_copy(
     assert broken.code == 1 and "media_versions" in broken.out
 
 
+def test_a_second_run_on_the_same_destination_stops_with_status_5(
+    sandbox_factory: object, tmp_path: Path
+) -> None:
+    from longterm_sync.lock import DestinationLock
+
+    info: SandboxInfo = sandbox_factory(*STUDY)  # type: ignore[operator]
+    dest = tmp_path / "backup"
+    with DestinationLock(dest):
+        busy = backup(info, dest, "--no-videos")
+    assert busy.code == 5 and "in use by another longterm run" in busy.one_line_error()
+    assert not (dest / "text_files").exists()
+    assert backup(info, dest, "--no-videos").code == 0
+
+
 def test_status_and_script_shim(sandbox_factory: object, tmp_path: Path) -> None:
     info: SandboxInfo = sandbox_factory(*STUDY)  # type: ignore[operator]
     dest = tmp_path / "backup"

@@ -55,12 +55,18 @@ def _mb(n: int) -> str:
     return f"{n / 1_000_000:.2f} MB"
 
 
+def _lock_file(path: Path) -> bool:
+    from ..lock import LOCK_NAME
+
+    return path.name == LOCK_NAME
+
+
 def restore(dest: Path, as_of: datetime, to: Path) -> Summary:
     """Write the files of the snapshot in force at ``as_of`` into ``to`` (new or empty)."""
     started = time.monotonic()
     summary = Summary(command="backup restore")
     try:
-        if to.exists() and (not to.is_dir() or any(to.iterdir())):
+        if to.exists() and (not to.is_dir() or any(not _lock_file(p) for p in to.iterdir())):
             raise UsageError(f"--to {to} is not an empty folder", hint="restore never overwrites")
     except OSError as exc:
         raise local_io_error(exc, to) from None

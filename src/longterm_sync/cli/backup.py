@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..errors import ExitCode, UsageError
-from ..pipelines.backup import DEFAULT_DEST, BackupOptions, run_backup
+from ..pipelines.backup import DEFAULT_DEST, MEDIA, BackupOptions, run_backup
 from ..summary import Summary
 from ..timeutil import WARSAW, parse_datetime
 from .common import Context, add_output_arguments, add_server_arguments
@@ -162,7 +162,8 @@ def run(ctx: Context) -> int:
     elif action == "restore":
         if ctx.args.to is None:
             raise UsageError("restore needs --to DIR", hint="a new or empty folder")
-        summary = commands.restore(dest, _as_of(ctx.args.as_of), ctx.args.to)
+        with ctx.locked([ctx.args.to]):
+            summary = commands.restore(dest, _as_of(ctx.args.as_of), ctx.args.to)
     else:
         summary = commands.status(dest, timedelta(hours=ctx.args.max_age_hours))
         if not summary.ok and not ctx.args.json:
@@ -192,5 +193,8 @@ def _run(ctx: Context) -> int:
         videos=not args.no_videos,
         accept_new_host_key=args.accept_new_host_key,
     )
-    summary: Summary = ctx.run_async(run_backup(profile, ctx.config.limits, options))
+    # One run per destination (a second stops with exit status 5, or waits with --wait);
+    # holding it, the temporary files of killed runs are removed, video partials kept.
+    with ctx.locked([args.dest], deep=[args.dest / MEDIA]):
+        summary: Summary = ctx.run_async(run_backup(profile, ctx.config.limits, options))
     return ctx.render(summary)
