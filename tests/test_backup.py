@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 
 from backup_helpers import (
     STUDY,
@@ -24,8 +23,6 @@ from backup_helpers import (
 from clitools import run_cli
 from fixtures_sandbox import SandboxInfo
 from rest_helpers import tree
-
-pytestmark = pytest.mark.sshd
 
 
 def test_full_then_nightly_backup_matches_fresh_downloads(

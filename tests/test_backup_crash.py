@@ -12,15 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from backup_helpers import STUDY, backup
 from clitools import REPO
 from fixtures_sandbox import SandboxInfo
 from longterm_sync.backup.verify import verify_backup
 from rest_helpers import tree
 
-pytestmark = pytest.mark.sshd
 KILLS = 20
 
 
