@@ -227,6 +227,9 @@ MaxSessions 64
 MaxAuthTries 6
 LogLevel VERBOSE
 Subsystem sftp {sftp_subsystem}
+# bash sources ~/.bashrc for commands run by sshd when SHLVL says it is a top-level shell;
+# a developer's .bashrc (pyenv init, a stale rehash lock) then slows or hangs every exec
+SetEnv SHLVL=1
 {extra}"""
 
 

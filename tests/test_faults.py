@@ -174,7 +174,13 @@ def test_ctrl_c_leaves_no_partial_file(sandbox_factory: Any, tmp_path: Path) -> 
     cmd = [sys.executable, "-m", "longterm_sync", "download-results", "--config", str(config)]
     cmd += ["--server", "sandbox", "--output-dir", str(out), "-q"]
     proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job (CI) inherits SIGINT ignored; a user's Ctrl-C is not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     # wait until the run is writing (a temporary file exists), then interrupt it

@@ -104,3 +104,11 @@ def test_restart_from_inside_a_running_loop(openssh_factory: Callable[..., SshdI
             return str((await conn.run("echo again", check=True)).stdout)
 
     assert asyncio.run(scenario()) == "again\n"
+
+
+def test_commands_do_not_source_the_users_bashrc(openssh_server: SshdInfo) -> None:
+    # bash run by sshd sources ~/.bashrc only as a top-level shell (SHLVL 1); a developer's
+    # .bashrc (pyenv init, a stale rehash lock) must not slow or hang every exec
+    result = asyncio.run(_run(openssh_server, "echo $SHLVL"))
+    assert result.exit_status == 0
+    assert int(str(result.stdout).strip()) >= 2
