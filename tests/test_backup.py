@@ -152,6 +152,30 @@ def test_videos_are_never_deleted_and_changes_keep_the_old_copy(
     assert broken.code == 1 and "media_versions" in broken.out
 
 
+def test_an_old_copy_left_unrecorded_by_a_killed_run_is_recorded_and_verified(
+    sandbox_factory: object, tmp_path: Path
+) -> None:
+    """A run killed between moving a changed video's old copy aside and recording it."""
+    info: SandboxInfo = sandbox_factory(*STUDY)  # type: ignore[operator]
+    dest = tmp_path / "backup"
+    assert backup_json(info, dest)["ok"]
+    rel = sorted(p for p in (dest / "media_files").rglob("*.mp4"))[0]
+    rel_name = rel.relative_to(dest / "media_files").as_posix()
+    left = dest / "media_versions" / "2026-01-01T030000" / rel_name
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"the old cut a killed run moved aside")
+    summary = backup_json(info, dest)
+    assert summary["ok"], summary["failures"]
+    assert "interrupted run recorded" in " ".join(summary["warnings"])
+    assert rel_name in " ".join(summary["warnings"])
+    again = backup_json(info, dest)
+    assert "interrupted run" not in " ".join(again["warnings"])
+    assert run_cli(["backup", "verify", "--dest_location", str(dest)]).code == 0
+    left.write_bytes(b"bit rot")
+    broken = run_cli(["backup", "verify", "--dest_location", str(dest)])
+    assert broken.code == 1 and "2026-01-01T030000" in broken.out
+
+
 def test_a_second_run_on_the_same_destination_stops_with_status_5(
     sandbox_factory: object, tmp_path: Path
 ) -> None:

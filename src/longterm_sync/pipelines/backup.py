@@ -480,12 +480,37 @@ class BackupRun:
         )
         return [p.external_id for p in participants]
 
+    async def adopt_versions(self, summary: Summary) -> None:
+        """Record old copies that a killed run moved into ``media_versions/`` but did not
+        record (the move happens during the mirror, the record after it): without this,
+        ``verify`` would never check them and ``list`` would not show them."""
+        from ..media.local import md5_file
+
+        dest = self.options.dest
+        recorded = {v.path for v in await self.db(self.store.versions)}
+        found = await asyncio.to_thread(_version_files, dest / VERSIONS)
+        adopted = []
+        for rel_path, rel in found:
+            if rel_path in recorded:
+                continue
+            path = dest / rel_path
+            size = (await asyncio.to_thread(path.stat)).st_size
+            md5 = await asyncio.to_thread(md5_file, path)
+            await self.db(self.store.put_version, rel_path, rel, md5, size)
+            adopted.append(rel_path)
+        if adopted:
+            summary.warnings.append(
+                f"{len(adopted)} old video cop(ies) kept by an interrupted run recorded now: "
+                f"{', '.join(adopted[:10])}"
+            )
+
     async def videos(self, summary: Summary, stamp: str) -> Summary:
         from ..media import mirror_down
         from ..media.local import md5_file
 
         dest = self.options.dest
         started = time.monotonic()
+        await self.adopt_versions(summary)
         try:
             part = await mirror_down(
                 self.profile,
@@ -525,6 +550,22 @@ class BackupRun:
             )
         part.details.pop("md5", None)
         return part
+
+
+def _version_files(root: Path) -> list[tuple[str, str]]:
+    """Files under ``media_versions/<run time>/``: (path from the destination, video path)."""
+    found: list[tuple[str, str]] = []
+    if not root.is_dir():
+        return found
+    for stamp in sorted(root.iterdir()):
+        if stamp.is_symlink() or not stamp.is_dir():
+            continue
+        for path in sorted(stamp.rglob("*")):
+            if path.is_symlink() or not path.is_file() or path.name.startswith("."):
+                continue
+            rel = path.relative_to(stamp).as_posix()
+            found.append((f"{VERSIONS}/{stamp.name}/{rel}", rel))
+    return found
 
 
 def _decide_kind(store: SnapshotStore, options: BackupOptions, now: datetime) -> str:
