@@ -29,7 +29,7 @@ from .common import (
 
 log = logging.getLogger("longterm_sync")
 
-_NOT_COMMANDS = {"common", "docs", "progress", "selection"}
+_NOT_COMMANDS = {"analysis_flags", "common", "docs", "progress", "selection"}
 
 
 def command_modules(only: str | None = None) -> list[ModuleType]:

@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from ..analysis.stats import watched_seconds
 from ..api import WATCH_RESULTS, PlatformClient
 from ..atomic import atomic_writer, write_text_atomic
 from ..config import Limits, ServerProfile
@@ -99,28 +100,6 @@ class Viewing:
     @property
     def text(self) -> str:
         return f"{self.watch}{self.pose}{self.answer}"
-
-
-def _seconds_between(a: Any, b: Any) -> float | None:
-    if not isinstance(a, str) or not isinstance(b, str):
-        return None
-    try:
-        return (parse_datetime(b) - parse_datetime(a)).total_seconds()
-    except ValueError:
-        return None
-
-
-def watched_seconds(result: dict[str, Any]) -> float | None:
-    """Wall-clock playback time; see the module docstring for the definition."""
-    span = _seconds_between(result.get("playback_started"), result.get("playback_ended"))
-    if span is not None:
-        return span
-    playback = result.get("playback_data")
-    if isinstance(playback, dict):
-        stamps = playback.get("timestamp")
-        if isinstance(stamps, list) and len(stamps) >= 2:
-            return _seconds_between(stamps[0], stamps[-1])
-    return None
 
 
 def watch_part(result: dict[str, Any], margin: float) -> str:

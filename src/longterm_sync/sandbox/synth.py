@@ -4,8 +4,9 @@ Everything derives from ``seed`` and the pinned ``today``, so two runs with the 
 parameters produce the same bytes and a test can state what it expects. The study has the
 awkward parts of real ones: participants watching face down or without accelerometer data,
 sessions longer or shorter than the video, skipped questions, two comments on one video,
-uploads posted days late (out of date order), missing-video reports, an orphan account and
-optional poison rows. Results are generated lazily, one participant at a time, because a
+uploads posted days late (out of date order), missing-video reports (some for a video that
+was not due that day), participants changing phone halfway, an orphan account and optional
+poison rows. Results are generated lazily, one participant at a time, because a
 full-size study does not fit in memory.
 """
 
@@ -90,6 +91,8 @@ class SynthParticipant:
     feedback_twice: bool
     late: bool
     poison: bool
+    changes_phone: bool = False  # a new phone (and OS) from the study's middle day on
+    reports_not_due: bool = False  # also reports a missing video that was not due that day
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -224,6 +227,8 @@ class Study:
             feedback_twice=index % 2 == 1,
             late=index % 3 == 1,
             poison=index <= p.poison,
+            changes_phone=index % 5 == 3,
+            reports_not_due=index % 4 == 0,
         )
 
     # -- uploads --------------------------------------------------------------------------
@@ -268,6 +273,19 @@ class Study:
                 "missing-videos",
                 {"date": _naive(datetime.combine(day, time(8, 15))), "video": video},
             )
+        if participant.reports_not_due:
+            day = self.first_day + timedelta(days=min(2, self.params.days - 1))
+            due = self._services(participant.index, day)
+            video = next(v for v in VIDEO_NAMES if v not in due)
+            yield Post(
+                "missing-videos",
+                {"date": _naive(datetime.combine(day, time(7, 30))), "video": video},
+            )
+
+    @property
+    def middle_day(self) -> date:
+        """The day participants with ``changes_phone`` start using their new phone."""
+        return self.first_day + timedelta(days=self.params.days // 2)
 
     def day_posts(self, participant: SynthParticipant, day: date) -> Iterator[Post]:
         """What the phone posts for one more day after the study's ``days`` (the nightly
@@ -380,17 +398,7 @@ class Study:
                 "ended": _ms(form_start + timedelta(seconds=22)),
                 "content": content,
             },
-            "device_info": {
-                "os": "android" if participant.index % 3 else "ios",
-                "brand": "Samsung" if participant.index % 3 else "Apple",
-                "model": "SM-G991B" if participant.index % 3 else "iPhone 11",
-                "os_name": "Android" if participant.index % 3 else "iOS",
-                "model_id": None if participant.index % 3 else "iPhone12,1",
-                "os_version": "13" if participant.index % 3 else "15.0.2",
-                "manufacturer": "samsung" if participant.index % 3 else "Apple",
-                "device_year_class": 2021 if participant.index % 3 else 2019,
-                "platform_api_level": 33 if participant.index % 3 else None,
-            },
+            "device_info": self.device_info(participant, when),
             "memory_free": 105883994647 - 1000 * n,
             "memory_total": 127933894656,
             "playback_data": playback,
@@ -402,6 +410,31 @@ class Study:
             "playback_started": _ms(start),
             "query_started": _ms(end + timedelta(seconds=1)),
             "user_feedback": [],
+        }
+
+    def device_info(self, participant: SynthParticipant, when: datetime) -> dict[str, Any]:
+        if participant.changes_phone and when.date() >= self.middle_day:
+            return {
+                "os": "android",
+                "brand": "google",
+                "model": "Pixel 7",
+                "os_name": "Android",
+                "model_id": None,
+                "os_version": "14",
+                "manufacturer": "Google",
+                "device_year_class": 2022,
+                "platform_api_level": 34,
+            }
+        return {
+            "os": "android" if participant.index % 3 else "ios",
+            "brand": "Samsung" if participant.index % 3 else "Apple",
+            "model": "SM-G991B" if participant.index % 3 else "iPhone 11",
+            "os_name": "Android" if participant.index % 3 else "iOS",
+            "model_id": None if participant.index % 3 else "iPhone12,1",
+            "os_version": "13" if participant.index % 3 else "15.0.2",
+            "manufacturer": "samsung" if participant.index % 3 else "Apple",
+            "device_year_class": 2021 if participant.index % 3 else 2019,
+            "platform_api_level": 33 if participant.index % 3 else None,
         }
 
     # -- files ----------------------------------------------------------------------------

@@ -1,0 +1,453 @@
+"""The analysis commands: results-table, device-report, missing-videos and the sensor plots.
+
+Each reads results either from a folder (download-results' files, a backup's ``latest/``)
+streamed item by item, or from the server per participant and window (the selection flags
+decide who and when in both cases). Items are reduced to small rows as they are read, in a
+worker thread, so memory follows the table, not the JSON. Files are written atomically.
+
+What could be read is used: a truncated or corrupt file is a failure naming its line, the
+items before that line still count, and the table is written from whatever was read. Only
+when nothing at all could be read is no file written (the run exits 1 with one line saying so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from ..analysis import devices as dev
+from ..analysis import missing as miss
+from ..analysis import preprocess_r
+from ..analysis import table as tab
+from ..analysis.source import (
+    MISSING_VIDEOS,
+    RESULTS_ALL,
+    BadFile,
+    Keep,
+    iter_items,
+    read_json,
+    results_files,
+    schedule_files,
+)
+from ..api import MISSING_VIDEOS as MISSING_ROUTE
+from ..api import WATCH_RESULTS, PlatformClient
+from ..config import Limits, ServerProfile
+from ..errors import InputFileError, ProtocolError
+from ..select import Participant, Selection
+from ..summary import Summary
+from .fanout import check_output_dir, fetch_window_bodies, per_participant, resolve_into
+from .results import ScheduleMemo
+
+log = logging.getLogger("longterm_sync.analysis")
+
+T = TypeVar("T")
+PARSE_AT_ONCE = 2
+"""Window bodies parsed at once: a parsed body takes several times its JSON's memory."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """Where results come from: ``folder`` or (None) the server, and who/when."""
+
+    selection: Selection
+    folder: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return str(self.folder) if self.folder is not None else "the server"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableOptions:
+    source: Source
+    output_dir: Path = Path()
+    sec_margin: float = 3.0
+    xlsx: bool = False
+    parquet: bool = False
+    like_preprocess_r: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    source: Source
+    output_dir: Path = Path()
+    xlsx: bool = False
+
+
+@dataclass
+class Gathered:
+    rows: list[Any] = field(default_factory=list)
+    items: int = 0
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _participant_files(files: list[Path], selection: Selection) -> list[Path]:
+    """Only the named participants' own files (a study folder holds hundreds)."""
+    if selection.participants is None or files[0].name == RESULTS_ALL:
+        return files
+    wanted = {f"results_{p.external_id}.json" for p in selection.participants}
+    wanted |= {f"results_{p.also}.json" for p in selection.participants if p.also}
+    return [f for f in files if f.name in wanted]
+
+
+def folder_rows(
+    folder: Path,
+    selection: Selection,
+    tz: ZoneInfo,
+    reduce: Callable[[Any], T | None],
+    summary: Summary,
+) -> Gathered:
+    """Stream the folder's results through ``reduce`` (blocking; run in a thread)."""
+    files = _participant_files(results_files(folder), selection)
+    keep = Keep(selection, tz)
+    out = Gathered()
+    seen: set[str] = set()
+    for path in files:
+        try:
+            for _line, item in iter_items(path):
+                if not keep(item):
+                    continue
+                seen.add(str(item.get("external_id") or ""))
+                out.items += 1
+                row = reduce(item)
+                if row is not None:
+                    out.rows.append(row)
+        except BadFile as exc:
+            summary.fail(f"{exc.path}:{exc.line}", exc.reason)
+    for p in selection.participants or []:
+        if p.external_id not in seen and (p.also is None or p.also not in seen):
+            summary.fail(f"participant {p.external_id}", f"no results in {folder}{_range(p)}")
+    return out
+
+
+def _range(p: Participant) -> str:
+    if p.start is None and p.stop is None:
+        return ""
+    a = p.start.isoformat(timespec="seconds") if p.start else "..."
+    b = p.stop.isoformat(timespec="seconds") if p.stop else "..."
+    return f" between {a} and {b}"
+
+
+def _reduce_body(body: bytes, reduce: Callable[[Any], T | None]) -> tuple[int, list[T]]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"/api/{WATCH_RESULTS}/ sent invalid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise ProtocolError(f"/api/{WATCH_RESULTS}/ did not answer a list")
+    rows = [row for row in map(reduce, data) if row is not None]
+    return len(data), rows
+
+
+async def server_rows(
+    profile: ServerProfile,
+    limits: Limits,
+    selection: Selection,
+    reduce: Callable[[Any], T | None],
+    summary: Summary,
+) -> Gathered:
+    """Every selected participant's results, window by window, reduced as they arrive."""
+    out = Gathered()
+    now = datetime.now(profile.tz)
+    async with PlatformClient(profile, limits) as client:
+        participants = await resolve_into(selection, client, summary)
+        parsing = asyncio.Semaphore(PARSE_AT_ONCE)
+
+        async def fetch(p: Participant) -> tuple[int, list[T]]:
+            bodies = await fetch_window_bodies(
+                client, WATCH_RESULTS, p, limits, start=p.start, stop=p.stop, now=now
+            )
+            bodies.reverse()
+            count, rows = 0, []
+            while bodies:  # pop, so each body is freed once reduced
+                body = bodies.pop()
+                async with parsing:
+                    got: tuple[int, list[T]] = await asyncio.to_thread(_reduce_body, body, reduce)
+                n, part = got
+                count += n
+                rows.extend(part)
+            if count == 0 and selection.participants is not None:
+                summary.warnings.append(f"participant {p.short}: no results{_range(p)}")
+            return count, rows
+
+        for got in await per_participant(participants, limits, fetch, summary):
+            if got is not None:
+                out.items += got[0]
+                out.rows.extend(got[1])
+        summary.bytes = client.bytes_received
+        summary.details["requests"] = client.requests
+    summary.count("participants", len(participants))
+    return out
+
+
+async def gather(
+    profile: ServerProfile,
+    limits: Limits,
+    source: Source,
+    reduce: Callable[[Any], T | None],
+    summary: Summary,
+) -> Gathered:
+    if source.folder is not None:
+        got = await asyncio.to_thread(
+            folder_rows, source.folder, source.selection, profile.tz, reduce, summary
+        )
+        summary.count("participants", len({_ext(r) for r in got.rows}))
+        return got
+    return await server_rows(profile, limits, source.selection, reduce, summary)
+
+
+def _ext(row: Any) -> str:
+    if isinstance(row, dict):
+        return str(row.get("external_id"))
+    if isinstance(row, list) and row:
+        return str(row[0])
+    return str(getattr(row, "external_id", ""))
+
+
+def _nothing(summary: Summary, source: Source, what: str) -> None:
+    summary.fail(what, f"nothing found in {source.label} for this selection; no file written")
+
+
+# -- results-table -------------------------------------------------------------------------
+
+
+async def run_results_table(
+    profile: ServerProfile, limits: Limits, options: TableOptions
+) -> Summary:
+    """One row per viewing (or the preprocess.R table), written as CSV/xlsx/parquet."""
+    began = clock.monotonic()
+    summary = Summary(command="results-table")
+    tz = profile.tz
+    await asyncio.to_thread(check_output_dir, options.output_dir)
+    if options.like_preprocess_r:
+        got = await gather(profile, limits, options.source, preprocess_r.r_row, summary)
+        summary.count("results", got.items)
+        summary.count("rows", len(got.rows))
+        if got.items == 0:
+            _nothing(summary, options.source, "results")
+        else:
+            path = options.output_dir / preprocess_r.FILE_NAME
+            text = await asyncio.to_thread(preprocess_r.r_csv, got.rows)
+            summary.bytes = await asyncio.to_thread(_write_text, path, text)
+            summary.files.append(str(path))
+        summary.elapsed_s = clock.monotonic() - began
+        return summary
+
+    def reduce(item: Any) -> dict[str, Any] | None:
+        return tab.viewing_row(item, tz, options.sec_margin)
+
+    got = await gather(profile, limits, options.source, reduce, summary)
+    summary.count("rows", len(got.rows))
+    skipped = got.items - len(got.rows)
+    if skipped:
+        summary.warnings.append(f"{skipped} item(s) are not results (no result object): left out")
+    if not got.rows:
+        _nothing(summary, options.source, "results")
+    else:
+        table = tab.ResultsTable()
+        table.extend(got.rows)
+        summary.details["columns"] = table.columns
+        for path in await asyncio.to_thread(_write_table, table, options):
+            summary.files.append(str(path))
+    summary.elapsed_s = clock.monotonic() - began
+    return summary
+
+
+def _write_text(path: Path, text: str) -> int:
+    from ..atomic import write_text_atomic
+
+    return write_text_atomic(path, text)
+
+
+def _write_table(table: tab.ResultsTable, options: TableOptions) -> list[Path]:
+    frame = table.frame()
+    out = options.output_dir
+    paths = [out / tab.CSV_NAME]
+    tab.write_csv(frame, paths[0])
+    if options.xlsx:
+        paths.append(out / tab.XLSX_NAME)
+        tab.write_xlsx(frame, paths[-1], sheet="results", notes=tab.COLUMN_HELP)
+    if options.parquet:
+        paths.append(out / tab.PARQUET_NAME)
+        tab.write_parquet(frame, paths[-1])
+    return paths
+
+
+# -- device-report -------------------------------------------------------------------------
+
+
+def _device_row(tz: ZoneInfo) -> Callable[[Any], dict[str, Any] | None]:
+    from ..analysis.source import item_date
+    from ..analysis.stats import local_iso
+
+    def reduce(item: Any) -> dict[str, Any] | None:
+        if not isinstance(item, dict) or not isinstance(item.get("result"), dict):
+            return None
+        when = item_date(item, tz)
+        device = item["result"].get("device_info")
+        device = device if isinstance(device, dict) else {}
+
+        def text(key: str) -> str | None:
+            value = device.get(key)
+            return value if isinstance(value, str) else None
+
+        return {
+            "external_id": str(item.get("external_id") or ""),
+            "date": local_iso(when) if when is not None else None,
+            "device_brand": text("brand"),
+            "device_model": text("model"),
+            "os_version": text("os_version"),
+        }
+
+    return reduce
+
+
+async def run_device_report(
+    profile: ServerProfile, limits: Limits, options: ReportOptions
+) -> Summary:
+    began = clock.monotonic()
+    summary = Summary(command="device-report")
+    await asyncio.to_thread(check_output_dir, options.output_dir)
+    got = await gather(profile, limits, options.source, _device_row(profile.tz), summary)
+    spans = dev.device_spans(got.rows)
+    changed = len(spans) - len({s.external_id for s in spans})
+    summary.count("viewings", len(got.rows))
+    summary.count("devices", len(spans))
+    summary.count("changes", changed)
+    if not got.rows:
+        _nothing(summary, options.source, "results")
+    else:
+        summary.details["table"] = dev.summary_lines(spans)
+        frame = dev.spans_frame(spans)
+        for path in await asyncio.to_thread(
+            _write_frame, frame, options, dev.CSV_NAME, dev.XLSX_NAME, "devices"
+        ):
+            summary.files.append(str(path))
+    summary.elapsed_s = clock.monotonic() - began
+    return summary
+
+
+def _write_frame(
+    frame: Any, options: ReportOptions, csv_name: str, xlsx_name: str, sheet: str
+) -> list[Path]:
+    paths = [options.output_dir / csv_name]
+    tab.write_csv(frame, paths[0])
+    if options.xlsx:
+        paths.append(options.output_dir / xlsx_name)
+        tab.write_xlsx(frame, paths[-1], sheet=sheet)
+    return paths
+
+
+# -- missing-videos ------------------------------------------------------------------------
+
+
+def _folder_missing(folder: Path, summary: Summary) -> tuple[list[Any], dict[str, Any]]:
+    if not folder.is_dir():
+        raise InputFileError(f"{folder} is not a folder")
+    path = folder / MISSING_VIDEOS
+    if not path.is_file():
+        raise InputFileError(
+            f"no {MISSING_VIDEOS} in {folder}",
+            hint="a backup's text_files/latest/ has it; or read the server (no --from)",
+        )
+    reports: list[Any] = []
+    try:
+        for _line, item in iter_items(path):
+            reports.append(item)
+    except BadFile as exc:
+        summary.fail(f"{exc.path}:{exc.line}", exc.reason)
+    schedules: dict[str, Any] = {}
+    for sched in schedule_files(folder):
+        try:
+            data = read_json(sched)
+        except BadFile as exc:
+            summary.fail(f"{exc.path}:{exc.line}", exc.reason)
+            continue
+        if isinstance(data, dict) and isinstance(data.get("schedule"), dict):
+            data = data["schedule"]  # the server's {"id", "schedule"} row
+        if isinstance(data, dict) and data.get("external_id"):
+            schedules[str(data["external_id"])] = data
+    return reports, schedules
+
+
+async def _server_missing(
+    profile: ServerProfile, limits: Limits, selection: Selection, summary: Summary
+) -> tuple[list[Any], dict[str, Any], list[Participant]]:
+    async with PlatformClient(profile, limits) as client:
+        memo = ScheduleMemo(client)
+        participants = await resolve_into(selection, memo, summary)
+        reports: list[Any] = []
+        if selection.is_all:
+            # the route ignores dates: one request for the whole server beats one each
+            body = await client.get_bytes(MISSING_ROUTE, {}, item="missing-video reports")
+            data = orjson.loads(body)
+            if not isinstance(data, list):
+                raise ProtocolError(f"/api/{MISSING_ROUTE}/ did not answer a list")
+            reports = data
+        else:
+
+            async def fetch(p: Participant) -> list[Any]:
+                return await client.missing_videos(p.external_id)
+
+            for got in await per_participant(participants, limits, fetch, summary):
+                reports.extend(got or [])
+        await memo.ensure([p.external_id for p in participants])
+        summary.bytes = client.bytes_received
+        return reports, dict(memo.by_id), participants
+
+
+async def run_missing_videos(
+    profile: ServerProfile, limits: Limits, options: ReportOptions
+) -> Summary:
+    began = clock.monotonic()
+    summary = Summary(command="missing-videos")
+    tz = profile.tz
+    selection = options.source.selection
+    await asyncio.to_thread(check_output_dir, options.output_dir)
+    keep = Keep(selection, tz)
+    if options.source.folder is not None:
+        reports, schedules = await asyncio.to_thread(
+            _folder_missing, options.source.folder, summary
+        )
+        participants = selection.participants or []
+        known = set(schedules) | {str(r.get("external_id")) for r in reports if isinstance(r, dict)}
+        for p in participants:
+            if p.external_id not in known and (p.also is None or p.also not in known):
+                summary.fail(f"participant {p.external_id}", f"not in {options.source.folder}")
+    else:
+        reports, schedules, participants = await _server_missing(
+            profile, limits, selection, summary
+        )
+        if selection.is_all:
+            ids = {p.external_id for p in participants}
+            reports = [r for r in reports if isinstance(r, dict) and r.get("external_id") in ids]
+    # selection ranges apply to the report's date (the route itself ignores them)
+    if selection.participants is not None and participants:
+        by_id = {p.external_id: p for p in participants}
+        keep = Keep(Selection(participants=list(by_id.values()), source=selection.source), tz)
+    reports = [r for r in reports if keep(r)]
+    rows = miss.join_reports(reports, schedules, tz)
+    summary.count("participants", len({r["external_id"] for r in rows}))
+    summary.count("reports", len(rows))
+    for status in (miss.DUE, miss.NOT_DUE, miss.NO_ENTRY, miss.NO_SCHEDULE):
+        n = sum(1 for r in rows if r["status"] == status)
+        if n:
+            summary.count(status, n)
+    summary.details["table"] = miss.summary_lines(rows) if rows else []
+    for path in await asyncio.to_thread(
+        _write_frame, miss.rows_frame(rows), options, miss.CSV_NAME, miss.XLSX_NAME, "missing"
+    ):
+        summary.files.append(str(path))
+    summary.elapsed_s = clock.monotonic() - began
+    return summary
