@@ -199,6 +199,15 @@ def _write_key(path: Path, comment: str) -> asyncssh.SSHKey:
 def _sshd_config_text(
     *, host: str, port: int, workdir: Path, user: str, sftp_subsystem: str, extra: str
 ) -> str:
+    # sshd takes only the first SetEnv line: a test's own variables join the fixture's one
+    set_env = ["SHLVL=1"]
+    kept = []
+    for line in extra.splitlines():
+        if line.split(None, 1)[:1] == ["SetEnv"]:
+            set_env.extend(line.split()[1:])
+        else:
+            kept.append(line)
+    extra = "\n".join(kept) + ("\n" if kept else "")
     return f"""\
 # written by tests/fixtures_sshd.py
 ListenAddress {host}:{port}
@@ -229,7 +238,7 @@ LogLevel VERBOSE
 Subsystem sftp {sftp_subsystem}
 # bash sources ~/.bashrc for commands run by sshd when SHLVL says it is a top-level shell;
 # a developer's .bashrc (pyenv init, a stale rehash lock) then slows or hangs every exec
-SetEnv SHLVL=1
+SetEnv {" ".join(set_env)}
 {extra}"""
 
 
