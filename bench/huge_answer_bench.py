@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp import web
+
+from peak import run_measured
 
 TZ = ZoneInfo("Europe/Warsaw")
 TOKEN = "2" * 40
@@ -119,14 +119,11 @@ def measure(url: str, folder: Path, cap: int) -> tuple[float, float, int]:
     config.write_text(f"[limits]\nmax_response_mb = {cap}\nread_timeout = 3600.0\n")
     cmd = [sys.executable, "-m", "longterm_sync", "download-results", f"--server={url}",
            f"--token={TOKEN}", "--config", str(config), "--output-dir", str(out), "-q"]  # fmt: skip
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    code, rss, elapsed = run_measured(cmd, cwd=folder, stdout=subprocess.DEVNULL)
+    if code != 0:
         raise SystemExit(f"download-results failed with cap {cap}")
     size = (out / f"results_{EXT}.json").stat().st_size
-    return usage.ru_maxrss / 1024, elapsed, size
+    return rss, elapsed, size
 
 
 def main(argv: list[str] | None = None) -> int:

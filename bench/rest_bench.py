@@ -10,7 +10,8 @@ Starts the sandbox platform with a synthetic study (default 40 participants x 20
     read and discarded: what the server and the network allow at best;
 (c) *ours*: ``longterm download-results`` itself.
 
-Each runs as its own subprocess, so its peak RSS (``ru_maxrss`` from ``wait4``) is its own.
+Each runs as its own subprocess, so its peak RSS (``ru_maxrss`` from ``wait4``, started through
+bench/peak.py) is its own.
 Then a memory run: one participant x 730 days (about 180 MB of JSON) through (c), whose peak
 RSS must stay under 300 MB however long the study.
 
@@ -38,6 +39,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the sandbox launcher lives with the test fixtures
+sys.path.insert(0, str(ROOT / "bench"))
+
+from peak import run_measured  # noqa: E402
 
 MB = 1_000_000
 
@@ -200,19 +204,15 @@ def disk_worker(folder: Path, nbytes: int) -> dict[str, Any]:
 
 
 def timed_child(cmd: list[str], *, cwd: Path | None = None) -> tuple[float, float, str]:
-    """Run ``cmd``; wall seconds, its own peak RSS in MB (``wait4``), its stdout."""
+    """Run ``cmd``; wall seconds, its own peak RSS in MB (bench/peak.py), its stdout."""
     with tempfile.TemporaryFile() as out_fh, tempfile.TemporaryFile() as err_fh:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out_fh, stderr=err_fh)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        code, rss, wall = run_measured(cmd, cwd=cwd, stdout=out_fh, stderr=err_fh)
         out_fh.seek(0)
         err_fh.seek(0)
         out, err = out_fh.read().decode(), err_fh.read().decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, out
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed ({code}): {err[-2000:]}")
+    return wall, rss, out
 
 
 def measure_old(info: Any, out: Path) -> Measure:
