@@ -9,6 +9,13 @@ scripts' ``rsync --delete -vre ssh`` (no ``-t``: it rewrites every file on each 
 
     .venv/bin/python bench/media_bench.py            # full sizes (about 2.5 GiB, ~5 min)
     .venv/bin/python bench/media_bench.py --quick    # 4 x 64 MiB and 400 x 256 KiB
+    .venv/bin/python bench/media_bench.py --rtt-ms 0,40   # loopback, then a 40 ms link
+
+``--rtt-ms N`` (issue 11) puts bench/delay_proxy.py between every tool and sshd: each chunk
+waits N/2 ms each way, as on a link across a city or a country. There, by default, only the
+tools of issue 11's table run (ours, ``rsync -a``, ``sftp``), and OpenSSH ``sftp`` only for
+the big files: it pays several round trips per small file (151 s for 400 x 256 KiB at 40 ms),
+which would make the run last most of an hour.
 
 Every timed step starts with ``sync``: otherwise a step pays for writing back the data set
 just generated, or the files the previous tool left dirty in the page cache (``rsync -a``
@@ -19,6 +26,7 @@ durable write rate is measured first and printed: it bounds every tool that fsyn
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -33,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the sshd launcher lives with the test fixtures
 
+from delay_proxy import DelayProxyProcess  # noqa: E402
 from fixtures_sshd import SshdInfo, start_sshd  # noqa: E402
 from longterm_sync.cli.common import run_async  # noqa: E402
 from longterm_sync.config import Limits, ServerProfile  # noqa: E402
@@ -137,8 +146,11 @@ def _run(cmd: list[str], stdin: str | None = None) -> None:
 
 
 class Bench:
-    def __init__(self, info: SshdInfo, work: Path, limits: Limits) -> None:
+    def __init__(
+        self, info: SshdInfo, work: Path, limits: Limits, *, small_sftp: bool = True
+    ) -> None:
         self.info = info
+        self.small_sftp = small_sftp
         self.work = work
         self.limits = limits
         self.ssh = " ".join(_ssh_command(info))
@@ -195,6 +207,8 @@ class Bench:
                 ("upload, no change", self.ours_up, (local, up)),
             ]
         if tool == "sftp":  # no skip-unchanged mode: initial transfers only
+            if not self.small_sftp and "small" in served.name:
+                return []
             return [
                 ("download", self.sftp, (f"get -r {served} {local}\n",)),
                 ("upload", self.sftp, (f"put -r {local} {up}\n",)),
@@ -262,8 +276,9 @@ def render(rows: list[Row]) -> list[str]:
     return out
 
 
-def targets(rows: list[Row]) -> list[str]:
-    """Issue 4's targets, each with the measured figure and whether it was met."""
+def targets(rows: list[Row], rtt_ms: float = 0) -> list[str]:
+    """The issue's targets (4 on loopback, 11 over a delayed link), each with the measured
+    figure and whether it was met."""
     by = {row.scenario: row for row in rows}
     out: list[str] = []
 
@@ -272,6 +287,21 @@ def targets(rows: list[Row]) -> list[str]:
             return
         out.append(f"  {'met   ' if ok(value) else 'MISSED'} {label}: {value:.2f}{unit}")
 
+    if rtt_ms:
+        if big := by.get("big download"):
+            for base in ("rsync -a", "sftp"):
+                check(f"big download >= 3x faster than {base}", big.ratio(base, "ours"),
+                      lambda v: v >= 3, "x")  # fmt: skip
+        if small := by.get("small download"):
+            check("small download >= 1.5x faster than rsync -a",
+                  small.ratio("rsync -a", "ours"), lambda v: v >= 1.5, "x")  # fmt: skip
+        if small_up := by.get("small upload"):
+            check("small upload >= 1.2x faster than rsync -a",
+                  small_up.ratio("rsync -a", "ours"), lambda v: v >= 1.2, "x")  # fmt: skip
+        if same := by.get("small download, no change"):
+            check("no-change re-run no slower than rsync -a", same.ratio("rsync -a", "ours"),
+                  lambda v: v >= 1.0, "x")  # fmt: skip
+        return out
     if big := by.get("big download"):
         check("big download >= 1.3x faster than rsync -a", big.ratio("rsync -a", "ours"),
               lambda v: v >= 1.3, "x")  # fmt: skip
@@ -290,66 +320,110 @@ def targets(rows: list[Row]) -> list[str]:
     return out
 
 
+def _through(info: SshdInfo, proxy: DelayProxyProcess, work: Path) -> SshdInfo:
+    """``info`` as reached through ``proxy``: its port, and a known_hosts naming that port
+    (OpenSSH and asyncssh look host keys up by ``[host]:port``)."""
+    known = work / f"known_hosts-{proxy.port}"
+    text = info.known_hosts.read_text()
+    known.write_text(text.replace(f"]:{info.port} ", f"]:{proxy.port} "))
+    return dataclasses.replace(info, port=proxy.port, known_hosts=known)
+
+
+WAN_TOOLS = ["ours", "rsync -a", "sftp"]
+ALL_TOOLS = ["ours", "rsync -a", "sftp", "old rsync", "rsync fsync"]
+
+
 def run_media_bench(
     *, quick: bool = False, tools: list[str] | None = None, limits: Limits | None = None,
-    workdir: Path | None = None, repeat: int = 1,
+    workdir: Path | None = None, repeat: int = 1, rtt_ms: float = 0,
+    small_sftp: bool | None = None,
 ) -> list[Row]:  # fmt: skip
-    """Start sshd, run every data set and tool, stop sshd; return the rows."""
-    tools = tools or ["ours", "rsync -a", "sftp", "old rsync", "rsync fsync"]
+    """Start sshd (behind a delay proxy when ``rtt_ms``), run every data set and tool, stop
+    sshd; return the rows."""
+    tools = tools or (WAN_TOOLS if rtt_ms else ALL_TOOLS)
     limits = limits or Limits()
-    with tempfile.TemporaryDirectory(prefix="media-bench-", dir=workdir) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="media-bench-", dir=workdir) as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         work = Path(tmp)
         info = start_sshd(work / "sshd", extra_config=f"Ciphers {CIPHER}\nCompression no\n")
-        try:
-            rate = disk_rate(work)
-            print(f"disk: {rate / MB:.0f} MiB/s written and fsynced (2 GiB durable in at "
-                  f"least {2048 * MB / rate:.1f} s); load {_load()}", flush=True)  # fmt: skip
-            bench = Bench(info, work, limits)
-            rows: list[Row] = []
-            for ds in QUICK if quick else FULL:
-                print(f"{ds.count} x {ds.size // 1024} KiB:", flush=True)
-                rows.extend(bench.dataset(ds, tools, repeat))
-            return rows
-        finally:
-            info.stop()
+        stack.callback(info.stop)
+        reach = info
+        if rtt_ms:
+            proxy = stack.enter_context(DelayProxyProcess(info.host, info.port, rtt_ms))
+            reach = _through(info, proxy, work)
+        rate = disk_rate(work)
+        print(f"disk: {rate / MB:.0f} MiB/s written and fsynced (2 GiB durable in at "
+              f"least {2048 * MB / rate:.1f} s); load {_load()}", flush=True)  # fmt: skip
+        if small_sftp is None:
+            small_sftp = not rtt_ms
+        bench = Bench(reach, work, limits, small_sftp=small_sftp)
+        rows: list[Row] = []
+        for ds in QUICK if quick else FULL:
+            print(f"{ds.count} x {ds.size // 1024} KiB, {rtt_ms:g} ms round trip:", flush=True)
+            rows.extend(bench.dataset(ds, tools, repeat))
+        return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data sets")
-    parser.add_argument("--tools", default="ours,rsync -a,sftp,old rsync,rsync fsync",
+    parser.add_argument("--tools", default=None,
                         help="comma-separated: ours, rsync -a, sftp, old rsync, rsync fsync "
-                        "(rsync -a --fsync: durable like ours)")  # fmt: skip
+                        "(rsync -a --fsync: durable like ours); default all on loopback, "
+                        "ours, rsync -a, sftp over a delayed link")  # fmt: skip
+    parser.add_argument("--rtt-ms", default="0",
+                        help="comma-separated round trips to emulate, e.g. 0,40,100 "
+                        "(0: loopback, no proxy)")  # fmt: skip
+    parser.add_argument(
+        "--small-sftp",
+        action="store_true",
+        help="run OpenSSH sftp on the small files over a delayed link too",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the best time counts")
     parser.add_argument("--workdir", type=Path, default=None, help="where the data goes")
-    parser.add_argument("--transfers", type=int, default=Limits().sftp_transfers)
-    parser.add_argument("--connections", type=int, default=Limits().sftp_connections)
-    parser.add_argument("--max-requests", type=int, default=Limits().sftp_max_requests)
-    parser.add_argument("--block-size", type=int, default=Limits().sftp_block_size)
-    parser.add_argument("--processes", type=int, default=Limits().sftp_processes)
+    defaults = Limits()
+    parser.add_argument("--transfers", type=int, default=defaults.sftp_transfers)
+    parser.add_argument("--connections", type=int, default=defaults.sftp_connections)
+    parser.add_argument("--max-requests", type=int, default=defaults.sftp_max_requests)
+    parser.add_argument("--block-size", type=int, default=defaults.sftp_block_size)
+    parser.add_argument("--processes", type=int, default=defaults.sftp_processes)
+    parser.add_argument("--window", type=int, default=defaults.ssh_window,
+                        help="SSH channel window in bytes ([limits] ssh_window)")  # fmt: skip
+    parser.add_argument("--packet", type=int, default=defaults.ssh_packet_size,
+                        help="SSH packet size in bytes ([limits] ssh_packet_size)")  # fmt: skip
     args = parser.parse_args(argv)
-    limits = Limits(
+    limits = dataclasses.replace(
+        defaults,
         sftp_transfers=args.transfers,
         sftp_connections=args.connections,
         sftp_max_requests=args.max_requests,
         sftp_block_size=args.block_size,
         sftp_processes=args.processes,
-    )
+        ssh_window=args.window,
+        ssh_packet_size=args.packet,
+    ).validate()
     print(f"settings: {limits.sftp_processes} process(es) x {limits.sftp_connections} "
           f"connection(s), {limits.sftp_transfers} files "
           f"in flight, max_requests {limits.sftp_max_requests}, block "
-          f"{limits.sftp_block_size or 'server max'}; cipher {CIPHER}, no compression")  # fmt: skip
-    rows = run_media_bench(
-        quick=args.quick, tools=[t.strip() for t in args.tools.split(",")], limits=limits,
-        workdir=args.workdir, repeat=args.repeat,
-    )  # fmt: skip
-    print()
-    for line in render(rows):
-        print(line)
-    print("\ntargets (issue 4):")
-    for line in targets(rows):
-        print(line)
-    print(f"load average at the end: {_load()}")
+          f"{limits.sftp_block_size or 'server max'}, SSH window "
+          f"{limits.ssh_window // MB} MiB, packet {limits.ssh_packet_size // 1024} KiB; "
+          f"cipher {CIPHER}, no compression")  # fmt: skip
+    tools = [t.strip() for t in args.tools.split(",")] if args.tools else None
+    for rtt in [float(x) for x in args.rtt_ms.split(",")]:
+        print(f"\n=== round trip {rtt:g} ms{' (loopback)' if not rtt else ''} ===", flush=True)
+        rows = run_media_bench(
+            quick=args.quick, tools=tools, limits=limits, workdir=args.workdir,
+            repeat=args.repeat, rtt_ms=rtt, small_sftp=True if args.small_sftp else None,
+        )  # fmt: skip
+        print()
+        for line in render(rows):
+            print(line)
+        print(f"\ntargets (issue {11 if rtt else 4}, {rtt:g} ms):")
+        for line in targets(rows, rtt):
+            print(line)
+        print(f"load average at the end: {_load()}", flush=True)
     return 0
 
 

@@ -35,7 +35,8 @@ def _rest(quick: bool) -> int:
 def _media(quick: bool) -> int:
     import media_bench
 
-    return media_bench.main(["--quick"] if quick else [])
+    # loopback, then a 40 ms round trip through bench/delay_proxy.py (issue 11)
+    return media_bench.main([*(["--quick"] if quick else []), "--rtt-ms", "0,40"])
 
 
 def _feedback(quick: bool) -> int:

@@ -50,6 +50,7 @@ def mask_token(token: str | None) -> str:
 
 
 MAX_SFTP_BLOCK = 261120  # the largest read or write OpenSSH's sftp-server accepts
+MIN_SSH_PACKET = 32768  # RFC 4254: every implementation handles packets this large
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,8 +99,12 @@ class Limits:
     encrypted stream; in one Python process the event loop, not the socket, is the limit."""
 
     sftp_transfers: int = 4
-    """Files in flight per SSH connection. Each costs ``sftp_max_requests * block size`` of
-    buffers (about 32 MiB at the defaults)."""
+    """Large files in flight per SSH connection. Each may ask for ``sftp_max_requests *
+    block size`` (about 32 MiB at the defaults), but no more than ``ssh_window`` is in
+    flight per connection whatever this is. Files of at most 1 MiB are latency-bound and
+    have their own allowance: as many as fit in ``ssh_window`` at once (64 files of 256 KiB
+    at 16 MiB), never fewer than 4 x this, so a long round trip is covered by files in
+    flight instead of paid per file."""
 
     sftp_block_size: int = 0
     """SFTP read/write block size in bytes; 0 keeps asyncssh's default (OpenSSH's maximum
@@ -119,11 +124,30 @@ class Limits:
     checkers: int = 8
     """Cheap checks in parallel (stat, md5 of a local file, reading a remote sidecar)."""
 
+    ssh_window: int = 16 << 20
+    """SSH channel receive window in bytes: how much the server may send on one connection
+    before it waits for our acknowledgement, so one connection downloads at most this much
+    per round trip (16 MiB: about 1.3 Gbit/s at 100 ms, 4 Gbit/s at 40 ms; asyncssh's own
+    2 MiB caps a 40 ms link near 50 MB/s). Costs up to this much memory per connection (per
+    process: ``sftp_connections`` x this), held only while the disk or the event loop lags
+    behind the network. It also sizes how many small files are in flight: see
+    ``sftp_transfers``. Uploads are bound by the server's window, not this one."""
+
+    ssh_packet_size: int = 256 << 10
+    """Largest SSH packet we accept in bytes (asyncssh's default is 32 KiB). Bigger packets
+    mean fewer to decrypt and acknowledge per MiB; each costs its size in a buffer while it
+    is decoded, so memory is negligible. OpenSSH sends at most 256 KiB."""
+
     def validate(self) -> Limits:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value < 0 or (value == 0 and f.name not in {"sftp_block_size", "retries"}):
                 raise ConfigError(f"[limits] {f.name} must be positive, got {value}")
+        if self.ssh_packet_size < MIN_SSH_PACKET or self.ssh_window < self.ssh_packet_size:
+            raise ConfigError(
+                f"[limits] ssh_packet_size must be at least {MIN_SSH_PACKET} and at most "
+                f"ssh_window, got packet {self.ssh_packet_size}, window {self.ssh_window}"
+            )
         if self.sftp_block_size > MAX_SFTP_BLOCK:
             raise ConfigError(
                 f"[limits] sftp_block_size {self.sftp_block_size} is more than OpenSSH's "

@@ -42,11 +42,43 @@ ENCRYPTION_PREFERENCE = (
 SMALL_FILE = 1 << 20
 """Files up to this size are latency-bound: they use the larger small-file allowance."""
 SMALL_FACTOR = 4
+"""The small-file allowance is at least this many times ``sftp_transfers``."""
+SMALL_NOMINAL = 256 << 10
+"""The size the small-file allowance assumes (the platform's short clips and thumbnails):
+``ssh_window`` / this many files fill one connection's window."""
+SMALL_MAX = 256
+"""Upper bound on small files in flight per connection (each is a task and three requests)."""
+
+
+def small_allowance(limits: Limits) -> int:
+    """Small files in flight per connection: as many as one window carries at once, so a
+    long round trip is covered by files in flight rather than paid file after file."""
+    by_window = limits.ssh_window // SMALL_NOMINAL
+    return max(limits.sftp_transfers * SMALL_FACTOR, min(SMALL_MAX, by_window))
+
 
 MD5_BATCH = 512
 """Files per remote ``md5sum`` command (one process start on the server per batch)."""
 MD5_BATCHES = 2
 """Remote ``md5sum`` commands at once: hashing is the server's CPU, shared with sshd."""
+MD5_LINGER = 0.02
+"""Seconds a first verification request waits for others before its command starts. A
+command costs a channel open, an exec and a close (three round trips or more, plus a process
+start on the server), so files finishing together share one instead of one each; 20 ms is
+little next to that even on loopback."""
+
+
+class _Paths:
+    """A batch's paths in a debug line: first and last only (a batch holds up to 512)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def __str__(self) -> str:
+        if len(self.paths) <= 2:
+            return ", ".join(self.paths)
+        return f"{self.paths[0]} ... {self.paths[-1]}"
+
 
 CONNECTION_LOST = (
     asyncssh.SFTPConnectionLost,
@@ -179,6 +211,9 @@ async def connect(
                 **key_options(profile, key),
                 preferred_auth="publickey",
                 keepalive_interval=30,
+                # One connection moves at most a window per round trip: see Limits.ssh_window.
+                window=limits.ssh_window,
+                max_pktsize=limits.ssh_packet_size,
             )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise policy.error() or RemoteError(f"host key of {where} not accepted: {exc}") from exc
@@ -240,6 +275,7 @@ class SftpPool:
         self._md5_pending: list[tuple[str, asyncio.Future[str | None]]] = []
         self._md5_running = 0
         self._md5_tasks: set[asyncio.Task[None]] = set()
+        self._md5_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         active = sum(s.active + s.small for s in self._slots)
@@ -276,6 +312,9 @@ class SftpPool:
         return _Slot(conn, sftp)
 
     async def close(self) -> None:
+        if self._md5_timer is not None:
+            self._md5_timer.cancel()
+            self._md5_timer = None
         for slot in self._slots:
             slot.sftp.exit()
             slot.conn.close()
@@ -301,11 +340,11 @@ class SftpPool:
         """A connection with a free transfer slot (waits for one).
 
         A file of at most :data:`SMALL_FILE` bytes is one or two requests: latency, not
-        bandwidth, bounds it, and its buffers are tiny, so such files get their own,
-        ``SMALL_FACTOR`` times larger allowance instead of holding a large-file slot.
+        bandwidth, bounds it, and its buffers are tiny, so such files get their own, larger
+        allowance (:func:`small_allowance`) instead of holding a large-file slot.
         """
         small = size is not None and size <= SMALL_FILE
-        cap = self.limits.sftp_transfers * (SMALL_FACTOR if small else 1)
+        cap = small_allowance(self.limits) if small else self.limits.sftp_transfers
 
         def used(slot: _Slot) -> int:
             return slot.small if small else slot.active
@@ -335,17 +374,31 @@ class SftpPool:
         """md5 of a remote file computed by the server (``md5sum`` over exec), or None
         when the account does not allow commands (remembered).
 
-        Requests are batched: while one ``md5sum`` runs, new requests queue and go out
-        together in the next one (one process start per batch instead of per file).
+        Requests are batched: a request waits :data:`MD5_LINGER` for others, and while
+        ``MD5_BATCHES`` commands run, new requests queue and go out together in the next
+        one (one command, its round trips and process start, per batch instead of per
+        file). A file whose md5 differs fails alone; the others in its batch do not notice.
         """
         if self.exec_available is False:
             return None
-        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str | None] = loop.create_future()
         self._md5_pending.append((path, fut))
-        self._md5_kick()
-        return await fut
+        if len(self._md5_pending) >= MD5_BATCH:
+            self._md5_kick()
+        elif self._md5_timer is None:
+            self._md5_timer = loop.call_later(MD5_LINGER, self._md5_kick)
+        try:
+            return await fut
+        finally:
+            if not fut.done():  # cancelled: no command for it
+                with contextlib.suppress(ValueError):
+                    self._md5_pending.remove((path, fut))
 
     def _md5_kick(self) -> None:
+        if self._md5_timer is not None:
+            self._md5_timer.cancel()
+            self._md5_timer = None
         while self._md5_pending and self._md5_running < MD5_BATCHES:
             batch = self._md5_pending[:MD5_BATCH]
             del self._md5_pending[:MD5_BATCH]
@@ -359,7 +412,10 @@ class SftpPool:
         try:
             results = await self._md5sum_many([p for p, _ in batch])
             log.debug(
-                "md5sum of %d files on the server: %.2f s", len(batch), time.monotonic() - began
+                "md5sum of %d files on the server: %.2f s (%s)",
+                len(batch),
+                time.monotonic() - began,
+                _Paths([p for p, _ in batch]),
             )
         except BaseException as exc:
             for _, fut in batch:

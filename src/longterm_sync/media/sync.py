@@ -26,12 +26,12 @@ from .progress import MediaReporter, Progress
 from .remote import FileInfo, SftpRemote, Tree, parse_md5
 from .sftp import (
     CONNECTION_LOST,
-    SMALL_FACTOR,
     FileFailed,
     SftpPool,
     connection_lost,
     describe,
     sftp_error_text,
+    small_allowance,
 )
 from .transfer import download, upload
 from .worker import run_worker
@@ -68,7 +68,7 @@ def _phase(what: str, started: float) -> None:
 def _workers(limits: Limits) -> int:
     # As many as can transfer at once (small files have a larger allowance, see
     # SftpPool.transfer) plus a few, so the next files' sidecars are read meanwhile.
-    return limits.sftp_connections * limits.sftp_transfers * SMALL_FACTOR + 2
+    return limits.sftp_connections * small_allowance(limits) + 2
 
 
 async def mirror_down(
