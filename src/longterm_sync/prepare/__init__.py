@@ -1,0 +1,1 @@
+"""prepare_schedule's building blocks: participants, reply-form questions, schedule documents."""
