@@ -1,0 +1,173 @@
+"""Where to probe next: an interpolated search on CRF per scene, over resolution rungs.
+
+The original encoded the whole video at every point of a CRF x resolution grid and measured
+each. VMAF falls monotonically (nearly) as CRF rises, so like ab-av1's ``crf-search`` we
+interpolate between the measured points that bracket the target and extrapolate from the
+slope when they do not bracket it yet; every measurement is kept and reused. A rung is a
+lower *detail* resolution: the scene is scaled down and back up before encoding, which is how
+low targets are reached on content that stays too good even at the highest CRF.
+
+This module only decides; it runs nothing, so it is tested without ffmpeg.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CRF_MIN = 4.0
+CRF_MAX = 51.0
+CRF_STEP = 0.1  # x264 takes fractional CRF; finer than this changes nothing measurable
+DEFAULT_SLOPE = 2.5  # VMAF points per CRF unit when only one point is known
+RUNG_FACTORS = (1.0, 2 / 3, 1 / 2, 1 / 3, 1 / 4)
+MAX_PROBES = 12
+
+
+@dataclass(frozen=True)
+class Probe:
+    rung: int
+    crf: float
+    vmaf: float
+
+
+def prior_crf(target: float, rung: int) -> float:
+    """A first guess from x264's usual curve (VMAF 95 ~ CRF 17, 60 ~ 31, 20 ~ 47); a lower
+    rung already costs VMAF, so it starts at a lower CRF."""
+    return _clamp(round(55.0 - 0.4 * target - 5.0 * rung, 1))
+
+
+def start_rung(target: float) -> int:
+    """Plausible rungs for the target: full detail for most; only very low targets start
+    lower (they are rarely reachable at full resolution, even at CRF 51)."""
+    if target < 20:
+        return 2
+    if target < 35:
+        return 1
+    return 0
+
+
+def _clamp(crf: float) -> float:
+    return min(CRF_MAX, max(CRF_MIN, crf))
+
+
+def _snap(crf: float) -> float:
+    return _clamp(round(round(crf / CRF_STEP) * CRF_STEP, 1))
+
+
+@dataclass
+class CrfSearch:
+    """The state of one scene's search; ``next_probe()`` is None when it is finished."""
+
+    target: float
+    tolerance: float = 1.0
+    rungs: int = len(RUNG_FACTORS)
+    max_probes: int = MAX_PROBES
+    probes: list[Probe] = field(default_factory=list)
+    rung: int = -1
+    reason: str | None = None  # why the target was not reached, when it was not
+    _visited: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.rung < 0:
+            self.rung = min(start_rung(self.target), self.rungs - 1)
+
+    def add(self, probe: Probe) -> None:
+        self.probes.append(probe)
+
+    @property
+    def best(self) -> Probe | None:
+        if not self.probes:
+            return None
+        return min(self.probes, key=lambda p: (abs(p.vmaf - self.target), p.rung, -p.crf))
+
+    @property
+    def reached(self) -> bool:
+        best = self.best
+        return best is not None and abs(best.vmaf - self.target) <= self.tolerance
+
+    def next_probe(self) -> tuple[int, float] | None:
+        """(rung, crf) to encode and measure next, or None: done (``reason`` says why when
+        the target was not reached)."""
+        if self.reached:
+            return None
+        if len(self.probes) >= self.max_probes:
+            self.reason = f"stopped after {self.max_probes} encodes"
+            return None
+        while True:
+            step = self._on_rung(self.rung)
+            if isinstance(step, float):
+                return self.rung, step
+            if (
+                step == "coarser"
+                and self.rung + 1 < self.rungs
+                and self.rung + 1 not in self._visited
+            ):
+                self._visited.add(self.rung)
+                self.rung += 1
+                continue
+            if step == "finer" and self.rung > 0 and self.rung - 1 not in self._visited:
+                self._visited.add(self.rung)
+                self.rung -= 1
+                continue
+            self.reason = self._why(step)
+            return None
+
+    def _on_rung(self, rung: int) -> float | str:
+        points = sorted((p for p in self.probes if p.rung == rung), key=lambda p: p.crf)
+        tried = {p.crf for p in points}
+        if not points:
+            return prior_crf(self.target, rung)
+        above = [p for p in points if p.vmaf > self.target]  # too good: raise CRF
+        below = [p for p in points if p.vmaf < self.target]  # too poor: lower CRF
+        if above and below:
+            a = max(above, key=lambda p: p.crf)
+            b = min(below, key=lambda p: p.crf)
+            if b.crf <= a.crf:  # not monotonic (noise): settle for the closest
+                return "bracket"
+            share = (a.vmaf - self.target) / (a.vmaf - b.vmaf)
+            crf = _snap(a.crf + share * (b.crf - a.crf))
+            if crf <= a.crf:
+                crf = _snap(a.crf + CRF_STEP)
+            if crf >= b.crf:
+                crf = _snap(b.crf - CRF_STEP)
+            return crf if crf not in tried and a.crf < crf < b.crf else "bracket"
+        slope = _slope(points)
+        if above:  # every point too good
+            a = max(above, key=lambda p: p.crf)
+            if a.crf >= CRF_MAX:
+                return "coarser"
+            crf = _snap(a.crf + (a.vmaf - self.target) / slope)
+            return (
+                crf if crf not in tried else _snap(CRF_MAX) if CRF_MAX not in tried else "coarser"
+            )
+        b = min(below, key=lambda p: p.crf)
+        if b.crf <= CRF_MIN:
+            return "finer"
+        crf = _snap(b.crf - (self.target - b.vmaf) / slope)
+        return crf if crf not in tried else _snap(CRF_MIN) if CRF_MIN not in tried else "finer"
+
+    def _why(self, step: str) -> str:
+        best = self.best
+        at = f"closest VMAF {best.vmaf:.2f} at CRF {best.crf:g}" if best else "nothing measured"
+        if step == "coarser" and self.rung == self.rungs - 1:
+            return (
+                f"too simple: VMAF stays above the target even at CRF {CRF_MAX:g} and the "
+                f"lowest resolution ({at})"
+            )
+        if step == "finer" and self.rung == 0:
+            return (
+                f"too complex: VMAF stays below the target even at CRF {CRF_MIN:g} and full "
+                f"resolution ({at})"
+            )
+        if step in ("coarser", "finer"):
+            return f"the target falls between two resolution rungs ({at})"
+        return f"no CRF step of {CRF_STEP:g} lands within ±{self.tolerance:g} ({at})"
+
+
+def _slope(points: list[Probe]) -> float:
+    """VMAF lost per CRF unit, from the two points nearest each other's end; bounded so one
+    noisy pair cannot send the next probe across the whole range."""
+    if len(points) >= 2:
+        p, q = points[-2], points[-1]
+        if q.crf > p.crf and p.vmaf > q.vmaf:
+            return min(8.0, max(0.7, (p.vmaf - q.vmaf) / (q.crf - p.crf)))
+    return DEFAULT_SLOPE

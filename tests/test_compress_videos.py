@@ -1,0 +1,181 @@
+"""compress_videos on tiny generated clips, checked against VMAF measured independently."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from clitools import REPO, run_cli
+from longterm_sync.video.search import CRF_MAX, CrfSearch, Probe
+from video_helpers import frame_count, make_clip, make_flat, mean, vmaf_frames
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+def _inputs(folder: Path, clip: Path, names: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(clip.read_bytes())
+    return folder
+
+
+def test_two_targets_match_an_independent_measurement(clip: Path, tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path / "files_to_compress", clip, ["45_clip.mp4", "80_clip.mp4"])
+    result = run_cli(["compress_videos", "--jobs=2"], cwd=tmp_path, timeout=280)
+    assert result.code == 0, result.out + result.err
+    assert "45_clip.mp4: scene 1: CRF" in result.err  # progress per file and scene
+    out = tmp_path / "created_files"
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".lock")) == [
+        "45_clip.json", "45_clip.mp4", "45_clip.source.mp4",
+        "80_clip.json", "80_clip.mp4", "80_clip.source.mp4",
+    ]  # fmt: skip
+    for target in (45, 80):
+        report = json.loads((out / f"{target}_clip.json").read_text(encoding="utf-8"))
+        assert report["file_name"] == f"{target}_clip.mp4"
+        assert report["target_vmaf"] == target
+        assert (out / f"{target}_clip.source.mp4").read_bytes() == clip.read_bytes()
+        video = out / f"{target}_clip.mp4"
+        assert frame_count(video) == frame_count(inputs / f"{target}_clip.mp4") == 100
+        frames = vmaf_frames(video, clip, tmp_path / f"vmaf{target}.json")
+        assert report["vmaf"] == pytest.approx(mean(frames), abs=0.01)
+        assert [s["scene"] for s in report["scenes"]] == [1, 2]  # the cut scdet finds at 2 s
+        assert report["scenes"][1]["start"] == pytest.approx(2.0)
+        for scene in report["scenes"]:
+            mine = mean(frames[scene["start_frame"] : scene["end_frame"]])
+            assert scene["vmaf"] == pytest.approx(mine, abs=0.01)
+            assert scene["encodes"] == len(scene["probes"]) >= 1
+            assert {"start", "end", "resolution", "crf"} <= scene.keys()
+            if scene["reached"]:
+                assert abs(scene["vmaf"] - target) <= 1.0
+            else:
+                assert scene["reason"], scene
+        assert sum(s["encodes"] for s in report["scenes"]) == report["encodes"]
+        assert abs(report["vmaf"] - target) <= 2.0
+    lower = json.loads((out / "45_clip.json").read_text(encoding="utf-8"))
+    assert (out / "45_clip.mp4").stat().st_size < (out / "80_clip.mp4").stat().st_size
+    assert lower["vmaf"] < 60
+
+
+def test_unreachable_target_reports_closest_and_reason(tmp_path: Path) -> None:
+    make_flat(tmp_path / "in" / "10_flat.mp4")
+    result = run_cli(
+        ["compress_videos", "--input-dir", str(tmp_path / "in"), "--output-dir",
+         str(tmp_path / "out"), "--jobs=2", "--json"],
+        timeout=200,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    (scene,) = summary["details"]["reports"][0]["scenes"]
+    assert scene["reached"] is False
+    assert scene["reason"].startswith("too simple"), scene["reason"]
+    assert "closest VMAF" in scene["reason"]
+    assert scene["crf"] == CRF_MAX
+    assert {"resolution": "40x30", "crf": CRF_MAX} in [
+        {k: p[k] for k in ("resolution", "crf")} for p in scene["probes"]
+    ]  # it went down to the lowest rung before giving up
+    assert scene["vmaf"] > 20
+    assert summary["counts"]["scenes off target"] == 1
+    assert any("too simple" in w for w in summary["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "extra", "message"),
+    [
+        ("x60_clip.mp4", None, [], "must start with the target VMAF"),
+        ("60_broken.mp4", b"not a video at all", [], "60_broken.mp4: not a readable video"),
+        ("60_clip.mp4", None, ["--vmaf-model=/nope/model.json"], "/nope/model.json does not"),
+        ("60_clip.mp4", None, ["--vmaf-model=vmaf_v9"], "VMAF model 'vmaf_v9' cannot be used"),
+        ("notes.txt", b"hello", [], "notes.txt: not a video"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_nothing(
+    clip: Path, tmp_path: Path, name: str, content: bytes | None, extra: list[str], message: str
+) -> None:
+    inputs = tmp_path / "in"
+    _inputs(inputs, clip, ["50_ok.mp4"])
+    (inputs / name).write_bytes(clip.read_bytes() if content is None else content)
+    out = tmp_path / "out"
+    result = run_cli(
+        ["compress_videos", f"--input-dir={inputs}", f"--output-dir={out}", *extra], timeout=120
+    )
+    assert result.code == 2, result.out + result.err
+    assert message in result.one_line_error()
+    leftovers = (
+        [p.name for p in out.iterdir() if not p.name.startswith(".lock")] if out.exists() else []
+    )
+    assert leftovers == []
+
+
+def test_ctrl_c_leaves_no_output_and_no_ffmpeg(clip: Path, tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path / "in", clip, ["70_clip.mp4"])
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKEN_", "LONGTERM_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "longterm_sync", "compress_videos", f"--input-dir={inputs}",
+         f"--output-dir={out}", "--jobs=2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the search has started (ffmpeg children running)
+        if b"scene(s)" in line:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".lock")] == []
+    time.sleep(0.5)
+    assert not _processes_mentioning(str(tmp_path))
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and "pytest" not in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _curve(crf: float, rung: int, top: float = 100.0) -> float:
+    """A smooth, monotone stand-in for x264's CRF->VMAF curve (steeper at high CRF)."""
+    return max(0.0, top - 0.035 * crf**2 - 12.0 * rung)
+
+
+@pytest.mark.parametrize("target", [20, 40, 60, 80, 95])
+def test_search_converges_in_few_probes(target: float) -> None:
+    search = CrfSearch(target, tolerance=1.0)
+    while (step := search.next_probe()) is not None:
+        rung, crf = step
+        search.add(Probe(rung, crf, _curve(crf, rung)))
+    assert search.reached, search.probes
+    assert len(search.probes) <= 5, search.probes
+
+
+def test_search_says_why_a_target_cannot_be_reached() -> None:
+    simple = CrfSearch(30, tolerance=1.0, rungs=2)
+    while (step := simple.next_probe()) is not None:
+        simple.add(Probe(step[0], step[1], 90.0 - step[1] * 0.01))
+    assert not simple.reached and simple.reason and simple.reason.startswith("too simple")
+    complex_ = CrfSearch(90, tolerance=1.0)
+    while (step := complex_.next_probe()) is not None:
+        complex_.add(Probe(step[0], step[1], 70.0 - step[1] * 0.2))
+    assert complex_.reason and complex_.reason.startswith("too complex")
+    assert complex_.best is not None and complex_.best.vmaf == pytest.approx(70 - 0.8)
