@@ -79,10 +79,9 @@ def test_unreachable_target_reports_closest_and_reason(tmp_path: Path) -> None:
     assert scene["reached"] is False
     assert scene["reason"].startswith("too simple"), scene["reason"]
     assert "closest VMAF" in scene["reason"]
-    assert scene["crf"] == CRF_MAX
-    assert {"resolution": "40x30", "crf": CRF_MAX} in [
-        {k: p[k] for k in ("resolution", "crf")} for p in scene["probes"]
-    ]  # it went down to the lowest rung before giving up
+    assert CRF_MAX in [p["crf"] for p in scene["probes"]]  # it tried the highest CRF
+    assert "neither CRF nor a lower resolution" in scene["reason"]
+    assert scene["encodes"] <= 4  # a flat picture is given up on quickly, not every rung
     assert scene["vmaf"] > 20
     assert summary["counts"]["scenes off target"] == 1
     assert any("too simple" in w for w in summary["warnings"])

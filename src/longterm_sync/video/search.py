@@ -12,12 +12,13 @@ This module only decides; it runs nothing, so it is tested without ffmpeg.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 CRF_MIN = 4.0
 CRF_MAX = 51.0
 CRF_STEP = 0.1  # x264 takes fractional CRF; finer than this changes nothing measurable
-DEFAULT_SLOPE = 2.5  # VMAF points per CRF unit when only one point is known
+DEFAULT_SLOPE = 0.1  # rise of log(100.5 - VMAF) per CRF unit when only one point is known
 RUNG_FACTORS = (1.0, 2 / 3, 1 / 2, 1 / 3, 1 / 4)
 MAX_PROBES = 12
 
@@ -30,9 +31,16 @@ class Probe:
 
 
 def prior_crf(target: float, rung: int) -> float:
-    """A first guess from x264's usual curve (VMAF 95 ~ CRF 17, 60 ~ 31, 20 ~ 47); a lower
+    """A first guess from x264's usual curve (VMAF 95 ~ CRF 25, 80 ~ 34, 40 ~ 46); a lower
     rung already costs VMAF, so it starts at a lower CRF."""
-    return _clamp(round(55.0 - 0.4 * target - 5.0 * rung, 1))
+    return _clamp(round(58.0 - 0.3 * target - 5.0 * rung, 1))
+
+
+def _y(vmaf: float) -> float:
+    """The search's scale: VMAF approaches 100 roughly as ``100 - c * exp(k * crf)``, so
+    ``log(100.5 - vmaf)`` is nearly linear in CRF. Interpolating there instead of on VMAF
+    itself keeps a probe near the saturated top from dragging the next guess far away."""
+    return math.log(max(0.05, 100.5 - vmaf))
 
 
 def start_rung(target: float) -> int:
@@ -115,7 +123,15 @@ class CrfSearch:
         points = sorted((p for p in self.probes if p.rung == rung), key=lambda p: p.crf)
         tried = {p.crf for p in points}
         if not points:
+            if rung > 0 and self._too_good_at_max(rung - 1):
+                return CRF_MAX  # came here because CRF 51 was not enough one rung up
             return prior_crf(self.target, rung)
+        if rung > 0 and self._too_good_at_max(rung) and self._too_good_at_max(rung - 1):
+            upper = self._at(rung - 1, CRF_MAX)
+            here = self._at(rung, CRF_MAX)
+            if upper is not None and here is not None and abs(upper.vmaf - here.vmaf) < 0.5:
+                return "flat"  # a lower resolution changes nothing: a still or flat picture
+        goal = _y(self.target)
         above = [p for p in points if p.vmaf > self.target]  # too good: raise CRF
         below = [p for p in points if p.vmaf < self.target]  # too poor: lower CRF
         if above and below:
@@ -123,7 +139,7 @@ class CrfSearch:
             b = min(below, key=lambda p: p.crf)
             if b.crf <= a.crf:  # not monotonic (noise): settle for the closest
                 return "bracket"
-            share = (a.vmaf - self.target) / (a.vmaf - b.vmaf)
+            share = (goal - _y(a.vmaf)) / (_y(b.vmaf) - _y(a.vmaf))
             crf = _snap(a.crf + share * (b.crf - a.crf))
             if crf <= a.crf:
                 crf = _snap(a.crf + CRF_STEP)
@@ -135,15 +151,24 @@ class CrfSearch:
             a = max(above, key=lambda p: p.crf)
             if a.crf >= CRF_MAX:
                 return "coarser"
-            crf = _snap(a.crf + (a.vmaf - self.target) / slope)
-            return (
-                crf if crf not in tried else _snap(CRF_MAX) if CRF_MAX not in tried else "coarser"
-            )
+            crf = _snap(a.crf + (goal - _y(a.vmaf)) / slope)
+            if crf in tried:
+                return CRF_MAX if CRF_MAX not in tried else "coarser"
+            return crf
         b = min(below, key=lambda p: p.crf)
         if b.crf <= CRF_MIN:
             return "finer"
-        crf = _snap(b.crf - (self.target - b.vmaf) / slope)
-        return crf if crf not in tried else _snap(CRF_MIN) if CRF_MIN not in tried else "finer"
+        crf = _snap(b.crf - (_y(b.vmaf) - goal) / slope)
+        if crf in tried:
+            return CRF_MIN if CRF_MIN not in tried else "finer"
+        return crf
+
+    def _at(self, rung: int, crf: float) -> Probe | None:
+        return next((p for p in self.probes if p.rung == rung and p.crf == crf), None)
+
+    def _too_good_at_max(self, rung: int) -> bool:
+        probe = self._at(rung, CRF_MAX)
+        return probe is not None and probe.vmaf > self.target
 
     def _why(self, step: str) -> str:
         best = self.best
@@ -158,16 +183,21 @@ class CrfSearch:
                 f"too complex: VMAF stays below the target even at CRF {CRF_MIN:g} and full "
                 f"resolution ({at})"
             )
+        if step == "flat":
+            return (
+                "too simple: neither CRF nor a lower resolution changes its VMAF (a still or "
+                f"flat picture; {at})"
+            )
         if step in ("coarser", "finer"):
             return f"the target falls between two resolution rungs ({at})"
         return f"no CRF step of {CRF_STEP:g} lands within ±{self.tolerance:g} ({at})"
 
 
 def _slope(points: list[Probe]) -> float:
-    """VMAF lost per CRF unit, from the two points nearest each other's end; bounded so one
+    """Rise of log(100.5 - VMAF) per CRF unit from the two highest-CRF points; bounded so one
     noisy pair cannot send the next probe across the whole range."""
     if len(points) >= 2:
         p, q = points[-2], points[-1]
         if q.crf > p.crf and p.vmaf > q.vmaf:
-            return min(8.0, max(0.7, (p.vmaf - q.vmaf) / (q.crf - p.crf)))
+            return min(0.4, max(0.04, (_y(q.vmaf) - _y(p.vmaf)) / (q.crf - p.crf)))
     return DEFAULT_SLOPE
