@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from clitools import REPO, run_cli
+from longterm_sync.video.encode import Codec, Scene, VmafModel, check_model, encode_scene, measure
+from longterm_sync.video.ffmpeg import probe
 from longterm_sync.video.search import CRF_MAX, CrfSearch, Probe
 from video_helpers import frame_count, make_clip, make_flat, mean, vmaf_frames
 
@@ -178,3 +181,42 @@ def test_search_says_why_a_target_cannot_be_reached() -> None:
         complex_.add(Probe(step[0], step[1], 70.0 - step[1] * 0.2))
     assert complex_.reason and complex_.reason.startswith("too complex")
     assert complex_.best is not None and complex_.best.vmaf == pytest.approx(70 - 0.8)
+
+
+def test_phone_model_is_loaded_and_scores_higher(clip: Path, tmp_path: Path) -> None:
+    """--phone-model: libvmaf's phone transform (higher scores for the same picture)."""
+
+    async def scores() -> tuple[float, float]:
+        info = await probe(clip, tmp_path, 10.0)
+        scene = Scene(1, 0, 50)
+        await check_model(VmafModel(phone=True), tmp_path)
+        out = tmp_path / "enc.mp4"
+        await encode_scene(clip, info, scene, 0, 40.0, Codec(), out)
+        plain = await measure(out, clip, info, scene, VmafModel(), tmp_path / "a.json")
+        phone = await measure(out, clip, info, scene, VmafModel(phone=True), tmp_path / "b.json")
+        return mean([v for _, v in plain]), mean([v for _, v in phone])
+
+    plain, phone = asyncio.run(scores())
+    assert len({plain, phone}) == 2 and phone > plain + 3, (plain, phone)
+
+
+def test_search_averages_at_most_five_probes_on_noisy_curves() -> None:
+    """Many x264-like curves (VMAF = 100 - e^(k(crf - c0)), a per-rung loss, ±0.3 noise)."""
+    import math
+    import random
+
+    rng = random.Random(1)
+    counts = []
+    reached = 0
+    for _ in range(200):
+        c0, k, loss = rng.uniform(0, 30), rng.uniform(0.07, 0.16), rng.uniform(3, 15)
+        for target in (20, 40, 60, 80, 95):
+            search = CrfSearch(target, tolerance=1.0)
+            while (step := search.next_probe()) is not None:
+                rung, crf = step
+                vmaf = 100 - math.exp(k * (crf - c0)) - loss * rung * (1 + crf / 51)
+                search.add(Probe(rung, crf, min(100.0, max(0.0, vmaf + rng.uniform(-0.3, 0.3)))))
+            counts.append(len(search.probes))
+            reached += search.reached or bool(search.reason and "too" in search.reason)
+    assert sum(counts) / len(counts) <= 5.0
+    assert reached >= 0.97 * len(counts)
