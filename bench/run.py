@@ -12,7 +12,9 @@ user_feedback's one request against one per participant and a bare request); ``m
 invocation); ``huge`` (bench/huge_answer_bench.py: peak memory of download-results against
 one huge answer, with and without ``[limits] max_response_mb``); ``backup``
 (bench/backup_bench.py: full and nightly ``longterm backup`` against the original's nightly
-full re-download, store growth over nights, compression choices).
+full re-download, store growth over nights, compression choices); ``video``
+(bench/video_bench.py: compress_videos' per-scene search against the original's CRF x
+resolution grid on three synthetic 1080p clips, targets 40/60/80).
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def _huge(quick: bool) -> int:
     return huge_answer_bench.main(["--quick"] if quick else [])
 
 
+def _video(quick: bool) -> int:
+    import video_bench
+
+    return video_bench.main(["--quick"] if quick else [])
+
+
 def _backup(quick: bool) -> int:
     import backup_bench
 
@@ -63,6 +71,7 @@ SECTIONS: dict[str, Callable[[bool], int]] = {
     "media": _media,
     "huge": _huge,
     "backup": _backup,
+    "video": _video,
 }
 
 
