@@ -50,6 +50,21 @@ SMALL_MAX = 256
 """Upper bound on small files in flight per connection (each is a task and three requests)."""
 
 
+SERVER_WINDOW = 2 << 20
+"""OpenSSH's receive window for a session channel (fixed at 2 MiB, not tunable by a client):
+on one connection an upload moves at most this much per round trip (50 MB/s at 40 ms)."""
+MAX_UPLOAD_CONNECTIONS = 4
+"""Each connection is one more sshd process and login on the server."""
+
+
+def upload_connections(limits: Limits) -> int:
+    """Connections for an upload: enough that the server's windows add up to the in-flight
+    amount ``ssh_window`` budgets for a download, within :data:`MAX_UPLOAD_CONNECTIONS`,
+    never fewer than ``sftp_connections``."""
+    wanted = -(-limits.ssh_window // SERVER_WINDOW)
+    return max(limits.sftp_connections, min(MAX_UPLOAD_CONNECTIONS, wanted))
+
+
 def small_allowance(limits: Limits) -> int:
     """Small files in flight per connection: as many as one window carries at once, so a
     long round trip is covered by files in flight rather than paid file after file."""
@@ -256,17 +271,24 @@ class _Slot:
 
 
 class SftpPool:
-    """``sftp_connections`` connections, each with at most ``sftp_transfers`` files in flight.
+    """``connections`` (default ``sftp_connections``) connections, each with at most
+    ``sftp_transfers`` large files in flight (:func:`small_allowance` small ones).
 
     Cheap requests (listing, stat, sidecars) use :attr:`sftp` directly; transfers go
     through :meth:`transfer`, which waits for a free slot on the least busy connection.
     """
 
     def __init__(
-        self, profile: ServerProfile, limits: Limits, *, accept_new_host_key: bool = False
+        self,
+        profile: ServerProfile,
+        limits: Limits,
+        *,
+        accept_new_host_key: bool = False,
+        connections: int | None = None,
     ) -> None:
         self.profile = profile
         self.limits = limits
+        self.connections = connections or limits.sftp_connections
         self.accept_new_host_key = accept_new_host_key
         self._slots: list[_Slot] = []
         self._free = asyncio.Condition()
@@ -288,7 +310,7 @@ class SftpPool:
         try:
             # The first connection alone: a host key question is asked once, not N times.
             self._slots.append(await self._open())
-            extra = [self._open() for _ in range(self.limits.sftp_connections - 1)]
+            extra = [self._open() for _ in range(self.connections - 1)]
             self._slots.extend(await asyncio.gather(*extra))
         except BaseException:
             await self.close()

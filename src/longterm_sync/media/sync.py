@@ -32,6 +32,7 @@ from .sftp import (
     describe,
     sftp_error_text,
     small_allowance,
+    upload_connections,
 )
 from .transfer import download, upload
 from .worker import run_worker
@@ -370,8 +371,12 @@ async def push_up(
     progress = Progress(reporter)
     plan: list[dict[str, str]] = []
     sidecars: asyncio.Future[int] | None = None
+    # The server's window, not ours, bounds an upload's bytes in flight per connection.
+    conns = limits.sftp_connections if dry_run else upload_connections(limits)
     try:
-        async with SftpPool(profile, limits, accept_new_host_key=accept_new_host_key) as pool:
+        async with SftpPool(
+            profile, limits, accept_new_host_key=accept_new_host_key, connections=conns
+        ) as pool:
             remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
             exists = await remote.exists()
             rtree = await remote.walk() if exists else Tree()
