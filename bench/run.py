@@ -14,7 +14,9 @@ one huge answer, with and without ``[limits] max_response_mb``); ``backup``
 (bench/backup_bench.py: full and nightly ``longterm backup`` against the original's nightly
 full re-download, store growth over nights, compression choices); ``video``
 (bench/video_bench.py: compress_videos' per-scene search against the original's CRF x
-resolution grid on three synthetic 1080p clips, targets 40/60/80).
+resolution grid on three synthetic 1080p clips, targets 40/60/80); ``analysis``
+(bench/analysis_bench.py: results-table on a large results file against loading it whole,
+sensor figures per second with one drawing thread and with two processes).
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ def _backup(quick: bool) -> int:
     return backup_bench.main(["--quick"] if quick else [])
 
 
+def _analysis(quick: bool) -> int:
+    import analysis_bench
+
+    return analysis_bench.main(["--quick"] if quick else [])
+
+
 SECTIONS: dict[str, Callable[[bool], int]] = {
     "rest": _rest,
     "feedback": _feedback,
@@ -72,6 +80,7 @@ SECTIONS: dict[str, Callable[[bool], int]] = {
     "huge": _huge,
     "backup": _backup,
     "video": _video,
+    "analysis": _analysis,
 }
 
 

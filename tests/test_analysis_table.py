@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis_helpers import cli, local_ms, posted_results, shared_study
+from clitools import run_cli
 from fixtures_sandbox import SandboxInfo
 from longterm_sync.analysis.source import BadFile, iter_items
 from longterm_sync.analysis.table import HEAD, TAIL
@@ -202,3 +203,15 @@ def test_stream_reader_yields_items_before_a_bad_line(tmp_path: Path) -> None:
             got.append((line, item))
     assert got == [(2, {"a": 1}), (3, {"a": 2})]
     assert bad.value.line == 4 and str(bad.value).startswith(f"{path}:4: not JSON")
+
+
+def test_a_folder_needs_no_server_profile(folder: Path, tmp_path: Path) -> None:
+    """--from reads files only: a config without any [servers] entry (so --server dev has
+    no url) still works, with the default timezone."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("[limits]\nrest_concurrency = 2\n")
+    out = tmp_path / "out"
+    result = run_cli(["results-table", "--config", str(empty), "--from", str(folder),
+                      "--output-dir", str(out)], cwd=tmp_path)  # fmt: skip
+    assert result.code == 0, result.err
+    assert len(read_table(out / "results_table.csv")) == len(posted_results(shared_study()))

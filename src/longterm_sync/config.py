@@ -138,6 +138,12 @@ class Limits:
     mean fewer to decrypt and acknowledge per MiB; each costs its size in a buffer while it
     is decoded, so memory is negligible. OpenSSH sends at most 256 KiB."""
 
+    plot_processes: int = 2
+    """Processes drawing sensor figures (download-plot-gyro-sequence --save). Each is one more
+    Python process with matplotlib (~90 MB) holding at most two viewings' samples; 1 draws in
+    a thread of the main process (no start-up cost, for a handful of figures). More than the
+    CPU cores is wasted."""
+
     def validate(self) -> Limits:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

@@ -13,7 +13,9 @@ when nothing at all could be read is no file written (the run exits 1 with one l
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ import orjson
 
 from ..analysis import devices as dev
 from ..analysis import missing as miss
-from ..analysis import preprocess_r
+from ..analysis import plots, preprocess_r
 from ..analysis import table as tab
 from ..analysis.source import (
     MISSING_VIDEOS,
@@ -38,13 +40,20 @@ from ..analysis.source import (
     results_files,
     schedule_files,
 )
+from ..api import FEEDBACK_COMMENTS, WATCH_RESULTS, PlatformClient
 from ..api import MISSING_VIDEOS as MISSING_ROUTE
-from ..api import WATCH_RESULTS, PlatformClient
 from ..config import Limits, ServerProfile
-from ..errors import InputFileError, ProtocolError
+from ..errors import InputFileError, ProtocolError, UsageError
 from ..select import Participant, Selection
 from ..summary import Summary
-from .fanout import check_output_dir, fetch_window_bodies, per_participant, resolve_into
+from .fanout import (
+    check_output_dir,
+    fetch_window_bodies,
+    fetch_windows,
+    first_error,
+    per_participant,
+    resolve_into,
+)
 from .results import ScheduleMemo
 
 log = logging.getLogger("longterm_sync.analysis")
@@ -451,3 +460,244 @@ async def run_missing_videos(
         summary.files.append(str(path))
     summary.elapsed_s = clock.monotonic() - began
     return summary
+
+
+# -- download-plot-gyro-sequence -----------------------------------------------------------
+
+WILDCARD_REFUSED = (
+    "download-plot-gyro-sequence draws one participant; this activity doesn't work for "
+    "wildcard --user_time=,,, or a selection naming several participants"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlotOptions:
+    source: Source
+    output_dir: Path = Path()
+    fmt: str = "png"
+    interactive: bool = False  # keep the viewings for show_sequence instead of saving
+    contact_sheet: bool = True
+
+
+@dataclass
+class PlotRun:
+    """The summary, and (interactive runs only) the viewings to show in windows."""
+
+    summary: Summary
+    viewings: list[plots.PlotData] = field(default_factory=list)
+
+
+class _Stopped(Exception):
+    """The drawing side gave up: the reading thread stops feeding it."""
+
+
+class _Feed:
+    """A bounded hand-over from a reading thread to the event loop: the thread blocks while
+    ``size`` viewings wait, so memory holds at most that many viewings' samples however many
+    the participant has."""
+
+    def __init__(self, size: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[plots.PlotData | None] = asyncio.Queue(maxsize=size)
+        self.stopped = threading.Event()
+
+    def put(self, data: plots.PlotData | None) -> None:
+        """From a worker thread."""
+        future = asyncio.run_coroutine_threadsafe(self.queue.put(data), self.loop)
+        while True:
+            try:
+                future.result(timeout=0.2)
+                return
+            except concurrent.futures.TimeoutError:
+                if self.stopped.is_set():
+                    future.cancel()
+                    raise _Stopped from None
+
+
+def _one_participant(selection: Selection) -> None:
+    if selection.participants is None or len(selection.participants) != 1:
+        raise UsageError(
+            WILDCARD_REFUSED, hint="name one participant with --user_time or --external_id_time"
+        )
+
+
+def _feedback_by_video(rows: list[Any], tz: ZoneInfo) -> dict[str, list[dict[str, Any]]]:
+    from ..analysis.source import item_date
+
+    by_video: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if isinstance(row, dict) and isinstance(row.get("video"), str):
+            by_video.setdefault(row["video"], []).append(row)
+    for comments in by_video.values():
+        comments.sort(key=lambda c: item_date(c, tz) or datetime.min.replace(tzinfo=tz))
+    return by_video
+
+
+def _folder_feedback(folder: Path, selection: Selection, tz: ZoneInfo) -> dict[str, Any] | None:
+    """The participant's results_feedback_<id>.json when the folder has it (download-results
+    writes it only for participants with feedback); None: use each result's user_feedback."""
+    for p in selection.participants or []:
+        path = folder / f"results_feedback_{p.external_id}.json"
+        if path.is_file():
+            rows = [item for _line, item in iter_items(path)]
+            return _feedback_by_video(rows, tz)
+    return None
+
+
+async def _produce(
+    profile: ServerProfile,
+    limits: Limits,
+    source: Source,
+    feed: _Feed,
+    summary: Summary,
+) -> None:
+    """Read the participant's results and hand each viewing's PlotData to ``feed``."""
+    tz = profile.tz
+    selection = source.selection
+
+    def reducer(feedback: dict[str, Any] | None) -> Callable[[Any], None]:
+        def reduce(item: Any) -> None:
+            video = item.get("result", {}).get("video") if isinstance(item, dict) else None
+            comments = None if feedback is None else feedback.get(str(video), [])
+            data = plots.plot_data(item, tz, comments)
+            if data is not None:
+                feed.put(data)
+
+        return reduce
+
+    if source.folder is not None:
+        folder = source.folder
+
+        def read() -> int:
+            feedback = _folder_feedback(folder, selection, tz)
+            return folder_rows(folder, selection, tz, reducer(feedback), summary).items
+
+        summary.count("results", await asyncio.to_thread(read))
+        return
+    now = datetime.now(tz)
+    async with PlatformClient(profile, limits) as client:
+        participants = await resolve_into(selection, client, summary)
+        for p in participants:
+            comments = await fetch_windows(
+                client, FEEDBACK_COMMENTS, p, limits, start=p.start, stop=p.stop, now=now
+            )
+            feedback = _feedback_by_video(comments, tz)
+            bodies = await fetch_window_bodies(
+                client, WATCH_RESULTS, p, limits, start=p.start, stop=p.stop, now=now
+            )
+            bodies.reverse()
+            while bodies:
+                n, _ = await asyncio.to_thread(_reduce_body, bodies.pop(), reducer(feedback))
+                summary.count("results", n)
+        summary.bytes = client.bytes_received
+
+
+def _pool(workers: int) -> concurrent.futures.Executor:
+    """Processes for more than one worker (matplotlib holds the GIL while it draws), started
+    by a fork server: forking this process (its event loop and threads) is not safe."""
+    if workers <= 1:
+        return concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+async def run_plot_gyro(
+    profile: ServerProfile, limits: Limits, options: PlotOptions, *, workers: int | None = None
+) -> PlotRun:
+    """One figure per viewing of one participant (saved in parallel processes, or kept for
+    windows); prints nothing: the summary's details hold each viewing's accelerometer line."""
+    began = clock.monotonic()
+    summary = Summary(command="download-plot-gyro-sequence")
+    summary.counts["results"] = 0  # first in the summary line, before "skipped"
+    run = PlotRun(summary)
+    _one_participant(options.source.selection)
+    if options.fmt not in plots.FORMATS:
+        raise UsageError(f"unknown --format {options.fmt!r}", hint="png, pdf or svg")
+    if not options.interactive:
+        await asyncio.to_thread(check_output_dir, options.output_dir)
+    workers = max(1, workers if workers is not None else limits.plot_processes)
+    feed = _Feed(2 * workers)
+    lines: list[dict[str, Any]] = []
+    thumbs: list[tuple[str, bytes]] = []
+    drawn: list[str] = []
+    loop = asyncio.get_running_loop()
+
+    async def produce() -> None:
+        try:
+            await _produce(profile, limits, options.source, feed, summary)
+        finally:
+            await feed.queue.put(None)
+
+    async def consume() -> None:
+        pending: set[asyncio.Future[plots.Drawn]] = set()
+
+        def collect(done: set[asyncio.Future[plots.Drawn]]) -> None:
+            for task in done:
+                result = task.result()
+                drawn.append(result.path)
+
+        try:
+            with _pool(workers) as pool:
+                while (data := await feed.queue.get()) is not None:
+                    if data.problem is not None:
+                        summary.count("skipped")
+                        summary.warnings.append(f"{data.label} skipped: {data.problem}")
+                        continue
+                    lines.append(
+                        {
+                            "viewing": data.label,
+                            "acc": data.stats.line() if data.stats else "acc: too few samples",
+                        }
+                    )
+                    if options.interactive:
+                        run.viewings.append(data)
+                        continue
+                    path = options.output_dir / data.file_name(options.fmt)
+                    future = loop.run_in_executor(pool, plots.render, data, path, options.fmt)
+                    label = data.label
+
+                    def keep_thumb(f: asyncio.Future[plots.Drawn], label: str = label) -> None:
+                        if not f.cancelled() and f.exception() is None:
+                            thumbs.append((label, f.result().thumbnail))
+
+                    future.add_done_callback(keep_thumb)
+                    pending.add(future)
+                    if len(pending) >= 2 * workers:
+                        done, pending = await asyncio.wait(
+                            pending, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        collect(done)
+                if pending:
+                    done, _ = await asyncio.wait(pending)
+                    collect(done)
+        except BaseException:
+            feed.stopped.set()
+            raise
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            group.create_task(consume())
+    except BaseExceptionGroup as exc:
+        raise first_error(exc) from None
+    # the server answers in upload order (late uploads last): show them by date
+    lines.sort(key=lambda line: line["viewing"])
+    run.viewings.sort(key=lambda v: (v.when is None, v.when or datetime.min))
+    summary.count("viewings", len(lines))
+    summary.details["viewings"] = lines
+    if not lines:
+        _nothing(summary, options.source, "viewings with sensor data")
+    summary.count("figures", len(drawn))
+    summary.files.extend(sorted(drawn))
+    if options.contact_sheet and thumbs and not options.interactive:
+        ext = options.source.selection.participants[0].external_id  # type: ignore[index]
+        sheet = options.output_dir / f"{ext}_contact_sheet.png"
+        thumbs.sort()
+        await asyncio.to_thread(
+            plots.contact_sheet, thumbs, sheet, f"{ext[:12]}: {len(thumbs)} viewings"
+        )
+        summary.files.append(str(sheet))
+    summary.elapsed_s = clock.monotonic() - began
+    return run
