@@ -19,7 +19,8 @@ from longterm_sync.errors import (
     LocalIOError,
     RemoteError,
 )
-from longterm_sync.media import RecordingReporter, list_remote_videos, mirror_down, push_up
+from longterm_sync.events import Planned, Progress, RecordingReporter
+from longterm_sync.media import list_remote_videos, mirror_down, push_up
 from longterm_sync.sandbox.ssh import SandboxSFTPServer, SftpFault, SshEndpoint
 from longterm_sync.summary import Summary
 from media_helpers import (
@@ -67,8 +68,8 @@ def test_mirror_down_then_nothing_to_do(tmp_path: Path) -> None:
     assert partials(dest) == []
     assert second.counts == {"skipped (unchanged)": 3}, second.lines()
     assert second.details["md5"] == first.details["md5"]
-    assert ("planned", "3", first.bytes) in rec.events
-    assert sum(n for kind, _, n in rec.events if kind == "advanced") == first.bytes
+    assert Planned(items=3, bytes=first.bytes, job="videos") in rec.events
+    assert sum(e.bytes for e in rec.of(Progress)) == first.bytes
 
 
 def test_changed_on_server_is_fetched_again_and_local_extra_kept_or_deleted(
@@ -417,7 +418,7 @@ def test_download_shared_with_a_worker_process(
         rec = RecordingReporter()
         limits = dataclasses.replace(LIMITS, sftp_processes=2)
         summary = await mirror_down(endpoint_profile(ep), limits, dest, reporter=rec)
-        assert sum(n for kind, _, n in rec.events if kind == "advanced") >= summary.bytes
+        assert sum(e.bytes for e in rec.of(Progress)) >= summary.bytes
         return summary
 
     summary = with_sandbox(tmp_path, body)

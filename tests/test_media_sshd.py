@@ -17,8 +17,8 @@ import pytest
 
 from fixtures_sshd import SshdInfo
 from longterm_sync.errors import ConnectError, HostKeyError
-from longterm_sync.media import Progress, mirror_down, push_up
-from longterm_sync.media.progress import NullReporter
+from longterm_sync.events import Event, Progress
+from longterm_sync.media import mirror_down, push_up
 from media_helpers import LIMITS, assert_verified, endpoint_profile, final_files, partials, publish
 
 pytestmark = pytest.mark.sshd
@@ -72,15 +72,17 @@ def _no_stray_asyncio_errors(caplog: pytest.LogCaptureFixture) -> None:
     assert not stray, stray
 
 
-class _KillAt(NullReporter):
+class _KillAt:
     """Kills every sshd session once ``at`` bytes of the job have arrived."""
 
     def __init__(self, info: SshdInfo, at: int) -> None:
-        self.info, self.at, self.killed = info, at, 0
+        self.info, self.at, self.killed, self.done = info, at, 0, 0
 
-    def advanced(self, progress: Progress, nbytes: int) -> None:
-        if not self.killed and progress.bytes_done >= self.at:
-            self.killed = self.info.kill_sessions()
+    def emit(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            self.done += event.bytes
+            if not self.killed and self.done >= self.at:
+                self.killed = self.info.kill_sessions()
 
 
 def test_sshd_killed_mid_256mib_transfer_then_resume(

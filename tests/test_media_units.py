@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from longterm_sync.events import ItemDone, Planned, RecordingReporter
 from longterm_sync.media.hostkeys import known_hosts_pattern
 from longterm_sync.media.md5cache import Md5Cache, remote_unchanged
+from longterm_sync.media.meter import Meter
 from longterm_sync.media.names import (
     CACHE_NAME,
     UnsafeNameError,
@@ -16,7 +18,6 @@ from longterm_sync.media.names import (
     local_path,
     partial_name,
 )
-from longterm_sync.media.progress import Progress, RecordingReporter
 from longterm_sync.media.remote import FileInfo, parse_md5
 
 
@@ -119,7 +120,7 @@ def test_damaged_cache_is_ignored(tmp_path: Path) -> None:
 
 def test_progress_rate_eta_and_rewind() -> None:
     rec = RecordingReporter()
-    p = Progress(rec)
+    p = Meter(rec)
     p.plan(2, 1000)
     p.started -= 2.0  # as if two seconds had passed
     p.advance(600)
@@ -129,8 +130,8 @@ def test_progress_rate_eta_and_rewind() -> None:
     assert 200 <= p.rate <= 260
     assert p.eta is not None and 1.5 <= p.eta <= 2.6
     assert "1/2 files" in repr(p)
-    assert rec.events[0] == ("planned", "2", 1000)
-    assert ("finished", "a.mp4", 0) in rec.events
+    assert rec.events[0] == Planned(items=2, bytes=1000, job="videos")
+    assert ItemDone(item="a.mp4", job="videos") in rec.events
 
 
 def test_known_hosts_pattern() -> None:

@@ -22,10 +22,10 @@ import pytest
 from clitools import REPO, run_cli
 from fixtures_sandbox import SandboxInfo, start_sandbox
 from longterm_sync.config import ServerProfile, load_config
+from longterm_sync.events import ItemDone, RecordingReporter
 from longterm_sync.ids import external_id
 from longterm_sync.merge_plan import Action, MergePlan
 from longterm_sync.pipelines.upload import UploadOptions, run_upload
-from longterm_sync.schedule_file import ScheduleFile
 from longterm_sync.summary import Summary
 from upload_helpers import (
     API_MD_ACTIONS,
@@ -43,18 +43,16 @@ from upload_helpers import (
 TODAY = date(2026, 12, 1)
 
 
-class PlanRecorder:
+class PlanRecorder(RecordingReporter):
     """Records what the pipeline reports, as the CLI's printer would receive it."""
 
-    def __init__(self) -> None:
-        self.plans: dict[str, MergePlan] = {}
-        self.matches: dict[str, bool] = {}
+    @property
+    def plans(self) -> dict[str, MergePlan]:
+        return {e.item: e.data for e in self.of(ItemDone) if isinstance(e.data, MergePlan)}
 
-    def plan(self, schedule: ScheduleFile, plan: MergePlan) -> None:
-        self.plans[schedule.path.name] = plan
-
-    def sent(self, schedule: ScheduleFile, plan: MergePlan, matches: bool) -> None:
-        self.matches[schedule.path.name] = matches
+    @property
+    def matches(self) -> dict[str, bool]:
+        return {e.item: e.data for e in self.of(ItemDone) if isinstance(e.data, bool)}
 
 
 def stored_schedule(info: Any, eid: str) -> dict[str, Any] | None:

@@ -1,31 +1,44 @@
-"""Errors of longterm_sync and the exit status each one maps to.
+"""Errors of longterm_sync, the exit status each maps to, and the one failure policy.
 
 Errors are classified where they happen, so that one place (the CLI) can turn them into a
-one-line message and a documented exit status, and the engine can decide what to retry::
+one-line message and a documented exit status, the engine can decide what to retry, and one
+loop (:func:`longterm_sync.workers.run_items`) can decide what an error stops. The tree, with
+each class's :class:`Scope` (``I`` = one item fails, ``J`` = the job stops, ``F`` = fatal)::
 
-    LongtermError                 base; ``exit_code`` and a one-line ``str()``
-    ├── UsageError                exit 2: bad flags, config, input files; nothing was sent
-    │   ├── ConfigError           config file missing, unparsable, unknown profile, no token
-    │   ├── SelectionError        malformed --user_time / --external_id_time / --excel_time
-    │   └── InputFileError        a schedule or other input file that cannot be used
-    ├── RemoteError               exit 3: the run could not go on against the server
-    │   ├── ConnectError          unreachable host, refused connection, DNS failure
-    │   ├── AuthError             401: the token was rejected (names the server)
-    │   ├── RouteError            404: the route does not exist (wrong --server?)
-    │   ├── HostKeyError          unknown or changed SSH host key
-    │   └── ProtocolError         an answer that is not what the platform sends
-    ├── TransientError            retryable: 5xx, reset, timeout (never escapes a retry loop
-    │                             without being wrapped into a failure of one item)
-    ├── LocalIOError              exit 4: the local disk refused (unwritable folder, disk full)
-    └── DestinationBusy           exit 5: another run holds the destination's lock (lock.py)
+    Exception
+    ├── Retryable                 I  inside a retry loop: try again (retry.py); never escapes
+    ├── Exhausted                 I  every attempt failed (retry.py); the client wraps it into
+    │                                a TransientError or, for a connect failure, ConnectError
+    ├── FileFailed                I  one file could not be transferred or verified (media)
+    └── LongtermError             J  base; ``exit_code`` and a one-line ``str()``
+        ├── UsageError            F  exit 2: bad flags, config, input files; nothing was sent
+        │   ├── ConfigError       F  config file missing, unparsable, unknown profile, no token
+        │   ├── SelectionError    F  malformed --user_time / --external_id_time / --excel_time
+        │   └── InputFileError    F  a schedule or other input file that cannot be used
+        ├── RemoteError           J  exit 3: the run could not go on against the server
+        │   ├── ConnectError      J  unreachable host, refused connection, DNS failure
+        │   ├── AuthError         J  401: the token was rejected (names the server)
+        │   ├── RouteError        J  404: the route does not exist (wrong --server?)
+        │   ├── HostKeyError      J  unknown or changed SSH host key
+        │   └── ProtocolError     I  an answer that is not what the platform sends
+        │       ├── HttpStatusError   I  a status the request cannot use (api.py)
+        │       └── ResponseTooLarge  I  over [limits] max_response_mb (api.py; windows split)
+        ├── TransientError        I  5xx, reset, timeout after the client's retries
+        ├── LocalIOError          J  exit 4: the local disk refused (unwritable folder, disk full)
+        └── DestinationBusy       J  exit 5: another run holds the destination's lock (lock.py)
 
-Failures of single items (one participant, one file) are not exceptions that stop a run:
-pipelines record them in their summary and the CLI exits with ``PARTIAL`` (1).
+Scopes, and why three: an ``ITEM`` error is about one participant's answer or one file, so
+the run records it (summary and an ``ItemFailed`` event), goes on, and exits ``PARTIAL`` (1).
+A ``JOB`` error means the same failure would hit every other item (server unreachable, token
+rejected, disk full): the job is cancelled and the error reaches the CLI as one line; a
+composite job (the backup) records it as the failure of that one child job and keeps the
+others. A ``FATAL`` error is a configuration no job can run with: it stops everything. Any
+exception that is not ours (a bug) is treated as fatal and keeps its traceback.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 
 class ExitCode(IntEnum):
@@ -53,10 +66,56 @@ EXIT STATUS
 """
 
 
+class Scope(Enum):
+    """What an error stops (see the module docstring)."""
+
+    ITEM = "item"
+    JOB = "job"
+    FATAL = "fatal"
+
+
+def scope_of(exc: BaseException) -> Scope:
+    """The scope of ``exc``; anything without one (a bug, a cancellation) is fatal."""
+    scope = getattr(type(exc), "scope", None)
+    return scope if isinstance(scope, Scope) else Scope.FATAL
+
+
+class Retryable(Exception):
+    """Raised inside an attempt to ask for another one; ``cause`` says why in one line."""
+
+    scope = Scope.ITEM
+
+    def __init__(self, cause: str, *, connect: bool = False) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.connect = connect
+
+
+class Exhausted(Exception):
+    """Every attempt failed; ``last`` is the last attempt's reason."""
+
+    scope = Scope.ITEM
+
+    def __init__(self, attempts: int, last: Retryable) -> None:
+        super().__init__(attempts, last)
+        self.attempts = attempts
+        self.last = last
+
+    def __str__(self) -> str:
+        return f"{self.last.cause} (after {self.attempts} attempts)"
+
+
+class FileFailed(Exception):
+    """One file could not be transferred or verified; the run goes on with the others."""
+
+    scope = Scope.ITEM
+
+
 class LongtermError(Exception):
     """Base of every error this package raises on purpose; ``str()`` is one line."""
 
     exit_code: ExitCode = ExitCode.PARTIAL
+    scope: Scope = Scope.JOB
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -70,6 +129,7 @@ class LongtermError(Exception):
 
 class UsageError(LongtermError):
     exit_code = ExitCode.USAGE
+    scope = Scope.FATAL
 
 
 class ConfigError(UsageError):
@@ -105,13 +165,14 @@ class HostKeyError(RemoteError):
 
 
 class ProtocolError(RemoteError):
-    pass
+    scope = Scope.ITEM
 
 
 class TransientError(LongtermError):
     """A failure worth retrying (5xx, connection reset, timeout)."""
 
     exit_code = ExitCode.REMOTE
+    scope = Scope.ITEM
 
 
 class LocalIOError(LongtermError):

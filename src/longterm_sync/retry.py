@@ -21,20 +21,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .config import Limits
+from .errors import Exhausted, Retryable
+
+__all__ = ["Exhausted", "RetryPolicy", "Retryable", "with_retries"]
 
 T = TypeVar("T")
 log = logging.getLogger("longterm_sync.retry")
 
 MAX_SINGLE_DELAY = 30.0
-
-
-class Retryable(Exception):
-    """Raised inside an attempt to ask for another one; ``cause`` says why in one line."""
-
-    def __init__(self, cause: str, *, connect: bool = False) -> None:
-        super().__init__(cause)
-        self.cause = cause
-        self.connect = connect
 
 
 @dataclass(frozen=True)
@@ -57,18 +51,6 @@ class RetryPolicy:
         """Backoff before attempt ``attempt + 1`` (``attempt`` counts from 0)."""
         cap = min(MAX_SINGLE_DELAY, self.base_delay * (2**attempt))
         return (rng or random).uniform(0, cap)
-
-
-class Exhausted(Exception):
-    """Every attempt failed; ``last`` is the last attempt's reason."""
-
-    def __init__(self, attempts: int, last: Retryable) -> None:
-        super().__init__(attempts, last)
-        self.attempts = attempts
-        self.last = last
-
-    def __str__(self) -> str:
-        return f"{self.last.cause} (after {self.attempts} attempts)"
 
 
 async def with_retries(

@@ -36,16 +36,40 @@ class Summary:
     def fail(self, item: str, reason: str) -> None:
         self.failures.append(Failure(item, " ".join(str(reason).split())))
 
-    def absorb(self, other: Summary, prefix: str = "") -> None:
-        """Fold a sub-job's outcome into this one, its counts prefixed (one flat summary)."""
+    def absorb(
+        self,
+        other: Summary,
+        prefix: str = "",
+        *,
+        unprefixed: tuple[str, ...] = (),
+        details_under: str | None = None,
+    ) -> None:
+        """Fold a sub-job's outcome into this one: the one way summaries are merged.
+
+        Counts are prefixed (one flat line), except those whose name contains one of
+        ``unprefixed``; details are merged flat, or kept whole under ``details_under``.
+        """
         for key, value in other.counts.items():
-            self.count(prefix + key, value)
+            keep = any(part in key for part in unprefixed)
+            self.count(key if keep else prefix + key, value)
         self.bytes += other.bytes
         self.elapsed_s += other.elapsed_s
         self.files.extend(other.files)
         self.failures.extend(other.failures)
         self.warnings.extend(other.warnings)
-        self.details.update(other.details)
+        if details_under is None:
+            self.details.update(other.details)
+        else:
+            self.details[details_under] = other.details
+
+    @classmethod
+    def merged(cls, command: str, parts: list[Summary]) -> Summary:
+        """One summary of several parts; the counts of parts of another command prefixed
+        with its name (``download-schedule``'s JSON and video parts)."""
+        out = cls(command=command)
+        for part in parts:
+            out.absorb(part, "" if part.command == command else f"{part.command} ")
+        return out
 
     @property
     def ok(self) -> bool:

@@ -29,7 +29,7 @@ from .common import (
 
 log = logging.getLogger("longterm_sync")
 
-_NOT_COMMANDS = {"analysis_flags", "common", "docs", "progress", "selection"}
+_NOT_COMMANDS = {"analysis_flags", "common", "docs", "reporters", "selection"}
 
 
 def command_modules(only: str | None = None) -> list[ModuleType]:
@@ -122,20 +122,26 @@ def _main(argv: list[str], script: str | None) -> int:
     setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     ctx = Context(args=args, command=args.command)
     try:
+        ctx.open_log()
         code = int(modules[args.command].run(ctx))
         sys.stdout.flush()
         return code
     except LongtermError as exc:
         print(f"{who}: error: {exc}", file=sys.stderr)
+        ctx.log_error(str(exc), int(exc.exit_code))
         return int(exc.exit_code)
     except Terminated as exc:
         print(f"{who}: terminated by {exc.name}", file=sys.stderr)
+        ctx.log_error(f"terminated by {exc.name}", exc.exit_status)
         return exc.exit_status
     except KeyboardInterrupt:
         print(f"{who}: interrupted", file=sys.stderr)
+        ctx.log_error("interrupted", int(ExitCode.INTERRUPTED))
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return quiet_broken_pipe()
+    finally:
+        ctx.close_log()
 
 
 def quiet_broken_pipe() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from ..errors import ExitCode, UsageError
@@ -11,6 +12,7 @@ from ..pipelines.backup import DEFAULT_DEST, MEDIA, BackupOptions, run_backup
 from ..summary import Summary
 from ..timeutil import WARSAW, parse_datetime
 from .common import Context, add_output_arguments, add_server_arguments
+from .reporters import ItemBar
 
 NAME = "backup"
 ORDER = 60
@@ -195,6 +197,9 @@ def _run(ctx: Context) -> int:
     )
     # One run per destination (a second stops with exit status 5, or waits with --wait);
     # holding it, the temporary files of killed runs are removed, video partials kept.
-    with ctx.locked([args.dest], deep=[args.dest / MEDIA]):
-        summary: Summary = ctx.run_async(run_backup(profile, ctx.config.limits, options))
+    bar = partial(ItemBar, "backing up", NAME)
+    with ctx.locked([args.dest], deep=[args.dest / MEDIA]), ctx.reporting(bar) as reporter:
+        summary: Summary = ctx.run_async(
+            run_backup(profile, ctx.config.limits, options, reporter=reporter)
+        )
     return ctx.render(summary)

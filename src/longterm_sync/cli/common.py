@@ -14,7 +14,7 @@ import dataclasses
 import getpass
 import logging
 import sys
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,10 +23,12 @@ from typing import Any, NoReturn, TypeVar
 import orjson
 
 from ..config import Config, ServerProfile, load_config, mask_token
-from ..errors import EXIT_STATUS_HELP, ExitCode, UsageError
+from ..errors import EXIT_STATUS_HELP, ExitCode, LongtermError, UsageError
+from ..events import ItemDone, Reporter, Tee
 from ..lock import locked
 from ..runner import run_async
 from ..summary import Summary
+from .reporters import Echo, JsonLines, Renderer, watching
 
 T = TypeVar("T")
 log = logging.getLogger("longterm_sync")
@@ -152,6 +154,16 @@ def add_output_arguments(
         "--json", action="store_true", help="print a machine-readable JSON summary on stdout"
     )
     group.add_argument(
+        "--log-json",
+        "--log_json",
+        dest="log_json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append the run's events (one JSON object per line: items done and failed, "
+        "warnings, then the summary or the error) to FILE, created mode 0600; for cron",
+    )
+    group.add_argument(
         "-v", "--verbose", action="count", default=0, help="more detail on stderr (-vv: debug)"
     )
     group.add_argument(
@@ -212,6 +224,45 @@ class Context:
     args: argparse.Namespace
     command: str
     stdout: Any = field(default_factory=lambda: sys.stdout)
+    log: JsonLines | None = None
+
+    def open_log(self) -> None:
+        """Open ``--log-json`` before anything runs, so that even a configuration error is
+        recorded; a file that cannot be opened is the one-line local error (exit 4)."""
+        path = getattr(self.args, "log_json", None)
+        if path is not None and self.log is None:
+            self.log = JsonLines(path, self.command)
+
+    def close_log(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+    def log_error(self, message: str, exit_code: int) -> None:
+        """The error record; a log that cannot take it must not hide the error itself."""
+        if self.log is not None:
+            with contextlib.suppress(LongtermError):
+                self.log.error(message, exit_code)
+
+    @contextlib.contextmanager
+    def reporting(
+        self,
+        bar: Callable[[], Renderer] | None = None,
+        *,
+        lines_of: Callable[[ItemDone], tuple[list[str], list[str]]] | None = None,
+    ) -> Iterator[Reporter]:
+        """The reporter a pipeline is given: detail lines echoed, the JSON-lines log when
+        asked for, and ``bar()`` when a person is watching; the bar is removed at the end."""
+        renderers: list[Renderer] = [Echo(self.echo, self.notice, lines_of)]
+        if self.log is not None:
+            renderers.append(self.log)
+        drawn = bar() if bar is not None and watching(self.args) else None
+        if drawn is not None:
+            renderers.append(drawn)
+        try:
+            yield Tee(renderers)
+        finally:
+            if drawn is not None:
+                drawn.close()
 
     @cached_property
     def config(self) -> Config:
@@ -280,6 +331,8 @@ class Context:
         print(text, file=sys.stderr if getattr(self.args, "quiet", False) else self.stdout)
 
     def render(self, summary: Summary) -> int:
+        if self.log is not None:
+            self.log.summary(summary)
         if getattr(self.args, "json", False):
             self.stdout.write(
                 orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"

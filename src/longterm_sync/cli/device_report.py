@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: Context) -> int:
     options = ReportOptions(source=source_for(ctx), output_dir=ctx.output_dir, xlsx=ctx.args.xlsx)
-    with ctx.locked([ctx.output_dir]):
-        summary = ctx.run_async(run_device_report(ctx.profile, ctx.config.limits, options))
+    with ctx.locked([ctx.output_dir]), ctx.reporting() as reporter:
+        summary = ctx.run_async(
+            run_device_report(ctx.profile, ctx.config.limits, options, reporter=reporter)
+        )
     print_table(ctx, summary.details.get("table", []))
     return ctx.render(summary)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from ..pipelines.results import MODES, ResultsOptions, run_download_results
 from ..select import SELECTION_HELP, add_selection_arguments
 from .common import Context, add_output_arguments, add_server_arguments
-from .progress import participant_bar
+from .reporters import ItemBar
 from .selection import selection_for
 
 NAME = "download-results"
@@ -69,13 +70,9 @@ def run(ctx: Context) -> int:
     profile.require_token()
     selection = selection_for(ctx)
     options = ResultsOptions(output_dir=ctx.output_dir, selection=selection, mode=ctx.args.mode)
-    bar = participant_bar(ctx.args, "downloading")
-    try:
-        with ctx.locked([ctx.output_dir]):
-            summary = ctx.run_async(
-                run_download_results(profile, ctx.config.limits, options, reporter=bar)
-            )
-    finally:
-        if bar is not None:
-            bar.close()
+    bar = partial(ItemBar, "downloading", NAME)
+    with ctx.locked([ctx.output_dir]), ctx.reporting(bar) as reporter:
+        summary = ctx.run_async(
+            run_download_results(profile, ctx.config.limits, options, reporter=reporter)
+        )
     return ctx.render(summary)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
+from functools import partial
 
-from ..config import Limits, ServerProfile
 from ..pipelines.schedules import ScheduleOptions, run_download_schedule
 from ..select import SELECTION_HELP, add_selection_arguments
 from ..summary import Summary
 from .common import Context, add_output_arguments, add_server_arguments, pick_path
+from .reporters import ByteBar
 from .selection import selection_for
 
 NAME = "download-schedule"
@@ -90,29 +89,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser)
 
 
-async def mirror_videos(
-    profile: ServerProfile, limits: Limits, dest: Path, args: argparse.Namespace
-) -> Summary:
-    """The one call site of the media mirror for this command."""
-    from ..media import RichReporter, mirror_down
-
-    bar = None
-    if sys.stderr.isatty() and not args.quiet and not args.json:
-        bar = RichReporter("downloading videos")
-    try:
-        return await mirror_down(
-            profile,
-            limits,
-            dest,
-            delete=args.delete,
-            accept_new_host_key=args.accept_new_host_key,
-            reporter=bar,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-
-
 def run(ctx: Context) -> int:
     video_path = pick_path(
         ctx.args.video_pos, ctx.args.video_path, "the video folder", DEFAULT_VIDEO_PATH
@@ -122,25 +98,31 @@ def run(ctx: Context) -> int:
     summaries: list[Summary] = []
     folders = [ctx.output_dir] if "json" in mode else []
     deep = [video_path] if "video" in mode else []
-    with ctx.locked([*folders, *deep], deep=deep):
+    bar = partial(ByteBar, "downloading videos")
+    with ctx.locked([*folders, *deep], deep=deep), ctx.reporting(bar) as reporter:
         if "json" in mode:
             profile.require_token()
             selection = selection_for(ctx)
             options = ScheduleOptions(output_dir=ctx.output_dir, selection=selection)
             summaries.append(
-                ctx.run_async(run_download_schedule(profile, ctx.config.limits, options))
+                ctx.run_async(
+                    run_download_schedule(profile, ctx.config.limits, options, reporter=reporter)
+                )
             )
         if "video" in mode:
-            videos = ctx.run_async(mirror_videos(profile, ctx.config.limits, video_path, ctx.args))
+            from ..media import mirror_down  # SSH's imports only when videos are asked for
+
+            videos = ctx.run_async(
+                mirror_down(
+                    profile,
+                    ctx.config.limits,
+                    video_path,
+                    delete=ctx.args.delete,
+                    accept_new_host_key=ctx.args.accept_new_host_key,
+                    reporter=reporter,
+                )
+            )
             for rel, md5 in videos.details.get("md5", {}).items():  # md5sum's format
                 ctx.echo(f"{md5}  {video_path / rel}")
             summaries.append(videos)
-    return ctx.render(merge_summaries(summaries))
-
-
-def merge_summaries(summaries: list[Summary]) -> Summary:
-    """One summary for the JSON and video parts (counts of the video part prefixed)."""
-    merged = Summary(command=NAME)
-    for part in summaries:
-        merged.absorb(part, "" if part.command == NAME else f"{part.command} ")
-    return merged
+    return ctx.render(Summary.merged(NAME, summaries))

@@ -77,6 +77,8 @@ def run(ctx: Context) -> int:
         parquet=args.parquet,
         like_preprocess_r=args.like_preprocess_r,
     )
-    with ctx.locked([ctx.output_dir]):
-        summary = ctx.run_async(run_results_table(ctx.profile, ctx.config.limits, options))
+    with ctx.locked([ctx.output_dir]), ctx.reporting() as reporter:
+        summary = ctx.run_async(
+            run_results_table(ctx.profile, ctx.config.limits, options, reporter=reporter)
+        )
     return ctx.render(summary)

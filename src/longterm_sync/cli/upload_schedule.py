@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import date
+from functools import partial
 
 from ..errors import UsageError
+from ..events import ItemDone
 from ..merge_plan import MergePlan
 from ..pipelines.upload import UploadOptions, run_upload
-from ..schedule_file import ScheduleFile
 from .common import Context, add_output_arguments, add_server_arguments, pick_path
+from .reporters import ByteBar
 
 NAME = "upload-schedule"
 ORDER = 10
@@ -118,25 +121,18 @@ def _parse_date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {value!r}") from None
 
 
-class _PrintingReporter:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+def _plan_lines(verbose: bool) -> Callable[[ItemDone], tuple[list[str], list[str]]]:
+    """A planned schedule's lines: the plan in full with ``-v`` (the pipeline's event holds
+    it collapsed), its warnings as notices; other items as they come."""
 
-    def plan(self, schedule: ScheduleFile, plan: MergePlan) -> None:
-        verbose = getattr(self.ctx.args, "verbose", 0) > 0
-        for line in plan.lines(schedule.path.name, collapse=not verbose):
-            if line.startswith("  warning:"):
-                self.ctx.notice(line)
-            else:
-                self.ctx.echo(line)
+    def lines_of(event: ItemDone) -> tuple[list[str], list[str]]:
+        if not verbose or not isinstance(event.data, MergePlan):
+            return list(event.lines), list(event.notices)
+        lines = event.data.lines(event.item, collapse=False)
+        warning = [line for line in lines if line.startswith("  warning:")]
+        return [line for line in lines if not line.startswith("  warning:")], warning
 
-    def sent(self, schedule: ScheduleFile, plan: MergePlan, matches: bool) -> None:
-        verdict = "as planned" if matches else "DIFFERENT from the plan"
-        line = f"sent {schedule.path.name} ({plan.external_id}): server stored {verdict}"
-        if matches:
-            self.ctx.echo(line)
-        else:
-            self.ctx.notice(line)
+    return lines_of
 
 
 def _ask(question: str) -> bool:
@@ -170,25 +166,14 @@ def run(ctx: Context) -> int:
                 hint="pass --yes to confirm non-interactively, or --dry-run to see the plan",
             )
         confirm = _ask
-    bar = None
-    if sys.stderr.isatty() and not args.quiet and not args.json:
-        from ..media import RichReporter
-
-        bar = RichReporter("uploading videos")
-    try:
-        # the sidecars are written beside the videos: no second run may write them too
-        with ctx.locked([options.video_path] if options.video_path.is_dir() else []):
-            summary = ctx.run_async(
-                run_upload(
-                    profile,
-                    ctx.config.limits,
-                    options,
-                    reporter=_PrintingReporter(ctx),
-                    confirm=confirm,
-                    media_reporter=bar,
-                )
-            )
-    finally:
-        if bar is not None:
-            bar.close()
+    bar = partial(ByteBar, "uploading videos")
+    lines_of = _plan_lines(getattr(args, "verbose", 0) > 0)
+    # the sidecars are written beside the videos: no second run may write them too
+    with (
+        ctx.locked([options.video_path] if options.video_path.is_dir() else []),
+        ctx.reporting(bar, lines_of=lines_of) as reporter,
+    ):
+        summary = ctx.run_async(
+            run_upload(profile, ctx.config.limits, options, reporter=reporter, confirm=confirm)
+        )
     return ctx.render(summary)

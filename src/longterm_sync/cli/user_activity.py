@@ -138,6 +138,8 @@ def run(ctx: Context) -> int:
         xlsx=args.xlsx,
         until=args.until,
     )
-    with ctx.locked([ctx.output_dir]):
-        summary = ctx.run_async(run_activity(ctx.profile, ctx.config.limits, options))
+    with ctx.locked([ctx.output_dir]), ctx.reporting() as reporter:
+        summary = ctx.run_async(
+            run_activity(ctx.profile, ctx.config.limits, options, reporter=reporter)
+        )
     return ctx.render(summary)

@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import FileFailed
 from .local import md5_file
 from .md5cache import Md5Cache, remote_unchanged
 from .remote import FileInfo, Remote, Tree
-from .sftp import FileFailed
 
 log = logging.getLogger("longterm_sync.media.plan")
 

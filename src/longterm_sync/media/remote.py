@@ -17,9 +17,9 @@ from typing import Protocol
 import asyncssh
 
 from ..config import ServerProfile
-from ..errors import RemoteError
+from ..errors import FileFailed, RemoteError
 from .names import SIDECAR_SUFFIX, UnsafeNameError, check_component, is_internal, is_sidecar
-from .sftp import CONNECTION_LOST, FileFailed, SftpPool, connection_lost, describe, sftp_error_text
+from .sftp import CONNECTION_LOST, SftpPool, connection_lost, describe, sftp_error_text
 
 log = logging.getLogger("longterm_sync.media.remote")
 

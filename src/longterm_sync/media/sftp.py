@@ -24,7 +24,7 @@ from typing import Any
 import asyncssh
 
 from ..config import Limits, ServerProfile
-from ..errors import AuthError, ConfigError, ConnectError, RemoteError
+from ..errors import AuthError, ConfigError, ConnectError, FileFailed, RemoteError
 from .hostkeys import HostKeyPolicy, client_factory
 
 log = logging.getLogger("longterm_sync.media.sftp")
@@ -102,10 +102,6 @@ CONNECTION_LOST = (
     BrokenPipeError,
     ConnectionResetError,
 )
-
-
-class FileFailed(Exception):
-    """One file could not be transferred or verified; the run goes on with the others."""
 
 
 def describe(profile: ServerProfile) -> str:

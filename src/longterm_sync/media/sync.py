@@ -17,12 +17,13 @@ from typing import Any
 from ..atomic import fsync_dir, local_io_error, write_bytes_atomic
 from ..config import Limits, ServerProfile
 from ..errors import InputFileError, LocalIOError, RemoteError, UsageError
+from ..events import Reporter
 from ..summary import Summary
 from .local import walk_local_async
 from .md5cache import Md5Cache
+from .meter import JOB, Meter
 from .names import SIDECAR_SUFFIX, UnsafeNameError, local_path
 from .plan import FAIL, SKIP, TRANSFER, Decision, decide_download, decide_upload
-from .progress import MediaReporter, Progress
 from .remote import FileInfo, SftpRemote, Tree, parse_md5
 from .sftp import (
     CONNECTION_LOST,
@@ -79,7 +80,7 @@ async def mirror_down(
     *,
     delete: bool = False,
     accept_new_host_key: bool = False,
-    reporter: MediaReporter | None = None,
+    reporter: Reporter | None = None,
     versions_dir: Path | None = None,
 ) -> Summary:
     """Make ``dest`` a verified copy of the media folder; local extras stay unless ``delete``.
@@ -90,13 +91,13 @@ async def mirror_down(
     lists what was moved, ``details["gone"]`` the local videos the server no longer has.
     """
     started = time.monotonic()
-    summary = Summary(command="videos")
+    summary = Summary(command=JOB)
     try:
         await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
     except OSError as exc:
         raise local_io_error(exc, dest) from exc
     cache = await asyncio.to_thread(Md5Cache, dest, server_id(profile))
-    progress = Progress(reporter)
+    progress = Meter(reporter)
     hashes: dict[str, str] = {}
     try:
         async with SftpPool(profile, limits, accept_new_host_key=accept_new_host_key) as pool:
@@ -150,7 +151,7 @@ async def mirror_down(
             def failed(rel: str, reason: str) -> None:
                 summary.count("failed")
                 summary.fail(rel, reason)
-                progress.finish(rel, "failed")
+                progress.fail(rel, reason)
 
             def on_worker_event(ev: dict[str, Any]) -> None:
                 if "progress" in ev:
@@ -354,13 +355,13 @@ async def push_up(
     verify: str = "md5",
     dry_run: bool = False,
     accept_new_host_key: bool = False,
-    reporter: MediaReporter | None = None,
+    reporter: Reporter | None = None,
 ) -> Summary:
     """Upload every video under ``src`` whose server copy is missing or differs."""
     if verify not in VERIFY_MODES:
         raise UsageError(f"--verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
     started = time.monotonic()
-    summary = Summary(command="videos")
+    summary = Summary(command=JOB)
     if not await asyncio.to_thread(src.is_dir):
         raise InputFileError(f"video folder {src} does not exist or is not a folder")
     ltree = await walk_local_async(src)
@@ -368,7 +369,7 @@ async def push_up(
         summary.count("not sent")
         summary.warnings.append(f"{name}: {why}; not sent")
     cache = await asyncio.to_thread(Md5Cache, src, server_id(profile))
-    progress = Progress(reporter)
+    progress = Meter(reporter)
     plan: list[dict[str, str]] = []
     sidecars: asyncio.Future[int] | None = None
     # The server's window, not ours, bounds an upload's bytes in flight per connection.
@@ -416,7 +417,7 @@ async def push_up(
                 except FileFailed as exc:
                     summary.count("failed")
                     summary.fail(d.rel, str(exc))
-                    progress.finish(d.rel, "failed")
+                    progress.fail(d.rel, str(exc))
                     return
                 if d.md5 is None:  # hashed while sending: now its local sidecar
                     cache.set_local(info, md5)

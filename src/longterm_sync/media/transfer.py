@@ -32,11 +32,11 @@ from typing import Any, BinaryIO, cast
 import asyncssh
 
 from ..atomic import fsync_dir, local_io_error
-from ..errors import LocalIOError
+from ..errors import FileFailed, LocalIOError
+from .meter import Meter
 from .names import SIDECAR_SUFFIX, partial_name
-from .progress import Progress
 from .remote import FileInfo
-from .sftp import CONNECTION_LOST, FileFailed, SftpPool, connection_lost, sftp_error_text
+from .sftp import CONNECTION_LOST, SftpPool, connection_lost, sftp_error_text
 
 log = logging.getLogger("longterm_sync.media.transfer")
 
@@ -213,7 +213,7 @@ async def _pipelined_read(
     block: int,
     depth: int,
     sink: _Sink,
-    progress: Progress,
+    progress: Meter,
 ) -> None:
     """Read ``[start, size)`` with ``depth`` requests in flight, delivering in order."""
     window: deque[tuple[int, int, asyncio.Future[bytes]]] = deque()
@@ -254,7 +254,7 @@ async def _fetch(
     partial: Path,
     final: Path,
     expected: Callable[[], Awaitable[str]],
-    progress: Progress,
+    progress: Meter,
     resume: bool,
     partial_size: int | None,
 ) -> Landed:
@@ -304,7 +304,7 @@ async def download(
     video: FileInfo,
     expected: Awaitable[str | None],
     final: Path,
-    progress: Progress,
+    progress: Meter,
     partial_size: int | None = None,
 ) -> Landed:
     """Fetch one verified file to ``final`` (and its ``.md5sum`` beside it).
@@ -395,7 +395,7 @@ async def _send(
     info: FileInfo,
     block: int,
     depth: int,
-    progress: Progress,
+    progress: Meter,
     offset: int = 0,
     hasher: Any | None = None,
 ) -> None:
@@ -441,7 +441,7 @@ async def _send(
         fh_local.close()
 
 
-async def _write(fh: asyncssh.SFTPClientFile, data: bytes, pos: int, progress: Progress) -> None:
+async def _write(fh: asyncssh.SFTPClientFile, data: bytes, pos: int, progress: Meter) -> None:
     await fh.write(data, pos)
     progress.advance(len(data))
 
@@ -456,7 +456,7 @@ async def _read_back_md5(pool: SftpPool, rpath: str, size: int) -> str:
     sink = _HashSink(Path(os.devnull), 0, threaded=False)
     async with pool.transfer(size) as sftp, sftp.open(rpath, "rb", block_size=0) as fh:
         await _pipelined_read(
-            fh, 0, size, pool.block_size, pool.limits.sftp_max_requests, sink, Progress()
+            fh, 0, size, pool.block_size, pool.limits.sftp_max_requests, sink, Meter()
         )
     return h.hexdigest()
 
@@ -510,7 +510,7 @@ async def upload(
     info: FileInfo,
     md5: str | None,
     verify: str,
-    progress: Progress,
+    progress: Meter,
 ) -> tuple[FileInfo, FileInfo, str]:
     """Send one file, verify it, rename it into place, then write its sidecar.
 

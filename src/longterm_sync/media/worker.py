@@ -27,11 +27,12 @@ import orjson
 
 from .. import errors
 from ..config import Limits, ServerProfile
-from ..errors import LongtermError
+from ..errors import FileFailed, LongtermError
+from ..events import Event, Progress
+from .meter import Meter
 from .names import local_path
-from .progress import NullReporter, Progress
 from .remote import FileInfo, SftpRemote
-from .sftp import FileFailed, SftpPool
+from .sftp import SftpPool
 from .transfer import download
 
 log = logging.getLogger("longterm_sync.media.worker")
@@ -40,7 +41,7 @@ PROGRESS_EVERY = 4 << 20  # bytes between progress lines
 # Not ``-m``: the package imports this module, and runpy would warn about a second copy.
 WORKER_MAIN = "import sys; from longterm_sync.media.worker import main; sys.exit(main())"
 
-Event = dict[str, Any]
+Message = dict[str, Any]
 
 
 def job_bytes(
@@ -80,7 +81,7 @@ async def run_worker(
     dest: Path,
     files: Sequence[FileInfo],
     partials: dict[str, int],
-    on_event: Callable[[Event], None],
+    on_event: Callable[[Message], None],
 ) -> None:
     """Start one worker process for ``files`` and feed its events to ``on_event``.
 
@@ -101,7 +102,7 @@ async def run_worker(
         await proc.stdin.drain()
         proc.stdin.close()
         while line := await proc.stdout.readline():
-            event: Event = orjson.loads(line)
+            event: Message = orjson.loads(line)
             if "fatal" in event:
                 cls = getattr(errors, str(event["fatal"]), LongtermError)
                 if not (isinstance(cls, type) and issubclass(cls, LongtermError)):
@@ -126,7 +127,7 @@ async def run_worker(
 # ------------------------------------------------------------------ inside the worker
 
 
-def _emit(event: Event) -> None:
+def _emit(event: Message) -> None:
     sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
     sys.stdout.buffer.flush()
 
@@ -136,14 +137,18 @@ class _RelayHandler(logging.Handler):
         _emit({"log": record.levelno, "message": record.getMessage()})
 
 
-class _RelayProgress(NullReporter):
+class _RelayProgress:
+    """Bytes moved, relayed to the parent in batches (a line per block would cost more than
+    the bar is worth); the parent's own meter turns them into events."""
+
     def __init__(self) -> None:
         self.pending = 0
 
-    def advanced(self, progress: Progress, nbytes: int) -> None:
-        self.pending += nbytes
-        if abs(self.pending) >= PROGRESS_EVERY:
-            self.flush()
+    def emit(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            self.pending += event.bytes
+            if abs(self.pending) >= PROGRESS_EVERY:
+                self.flush()
 
     def flush(self) -> None:
         if self.pending:
@@ -159,7 +164,7 @@ async def _serve(job: dict[str, Any]) -> None:
     limits = Limits(**job["limits"])
     dest = Path(job["dest"])
     relay = _RelayProgress()
-    progress = Progress(relay)
+    progress = Meter(relay)
     files = [FileInfo(rel, int(size), int(mtime)) for rel, size, mtime, _ in job["files"]]
     partials = {rel: int(partial) for rel, _, _, partial in job["files"]}
     try:

@@ -50,6 +50,7 @@ from ..api import WATCH_RESULTS, PlatformClient
 from ..atomic import atomic_writer, write_text_atomic
 from ..config import Limits, ServerProfile
 from ..errors import ProtocolError
+from ..events import Job, Reporter
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
@@ -354,12 +355,13 @@ async def run_activity(
     limits: Limits,
     options: ActivityOptions,
     *,
-    reporter: Any = None,
+    reporter: Reporter | None = None,
 ) -> Summary:
     """Fetch the report window's results per participant and write the activity table."""
     began = clock.monotonic()
     tz = profile.tz
-    summary = Summary(command="user_activity")
+    job = Job("user_activity", reporter)
+    summary = job.summary
     now = datetime.now(tz)
     until = options.until or now.date()
     days = report_days(until, options.report_days)
@@ -367,7 +369,8 @@ async def run_activity(
     table = ActivityTable(days=days)
     await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
-        participants = await resolve_into(options.selection, client, summary)
+        participants = await resolve_into(options.selection, client, job)
+        job.planned(len(participants))
 
         # Parsed results take several times the memory of their JSON: bodies are fetched in
         # parallel, but only this many are parsed (and reduced to cells) at once.
@@ -392,9 +395,10 @@ async def run_activity(
                 incomplete=sum(v.incomplete for v in views),
             )
             log.debug("%s: %d results", p.short, row.results)
+            job.done(f"participant {p.external_id}", {"results": row.results})
             return row
 
-        rows = await per_participant(participants, limits, fetch, summary)
+        rows = await per_participant(participants, limits, fetch, job)
         table.rows = [
             row if row is not None else ParticipantRow(p.external_id, [FAILED] * len(days))
             for p, row in zip(participants, rows, strict=True)
@@ -407,7 +411,7 @@ async def run_activity(
     incomplete = sum(r.incomplete for r in table.rows)
     if incomplete:
         summary.count("incomplete results", incomplete)
-        summary.warnings.append(
+        job.warn(
             f"{incomplete} result(s) lack playback times, a video duration or a date "
             f"(shown as '{UNKNOWN_WATCH}')"
         )

@@ -44,13 +44,14 @@ from ..api import FEEDBACK_COMMENTS, WATCH_RESULTS, PlatformClient
 from ..api import MISSING_VIDEOS as MISSING_ROUTE
 from ..config import Limits, ServerProfile
 from ..errors import InputFileError, ProtocolError, UsageError
+from ..events import Job, Reporter
 from ..select import Participant, Selection
 from ..summary import Summary
+from ..workers import first_error
 from .fanout import (
     check_output_dir,
     fetch_window_bodies,
     fetch_windows,
-    first_error,
     per_participant,
     resolve_into,
 )
@@ -164,13 +165,15 @@ async def server_rows(
     limits: Limits,
     selection: Selection,
     reduce: Callable[[Any], T | None],
-    summary: Summary,
+    job: Job,
 ) -> Gathered:
     """Every selected participant's results, window by window, reduced as they arrive."""
+    summary = job.summary
     out = Gathered()
     now = datetime.now(profile.tz)
     async with PlatformClient(profile, limits) as client:
-        participants = await resolve_into(selection, client, summary)
+        participants = await resolve_into(selection, client, job)
+        job.planned(len(participants))
         parsing = asyncio.Semaphore(PARSE_AT_ONCE)
 
         async def fetch(p: Participant) -> tuple[int, list[T]]:
@@ -187,10 +190,11 @@ async def server_rows(
                 count += n
                 rows.extend(part)
             if count == 0 and selection.participants is not None:
-                summary.warnings.append(f"participant {p.short}: no results{_range(p)}")
+                job.warn(f"participant {p.short}: no results{_range(p)}")
+            job.done(f"participant {p.external_id}", {"results": count})
             return count, rows
 
-        for got in await per_participant(participants, limits, fetch, summary):
+        for got in await per_participant(participants, limits, fetch, job):
             if got is not None:
                 out.items += got[0]
                 out.rows.extend(got[1])
@@ -205,15 +209,16 @@ async def gather(
     limits: Limits,
     source: Source,
     reduce: Callable[[Any], T | None],
-    summary: Summary,
+    job: Job,
 ) -> Gathered:
+    summary = job.summary
     if source.folder is not None:
         got = await asyncio.to_thread(
             folder_rows, source.folder, source.selection, profile.tz, reduce, summary
         )
         summary.count("participants", len({_ext(r) for r in got.rows}))
         return got
-    return await server_rows(profile, limits, source.selection, reduce, summary)
+    return await server_rows(profile, limits, source.selection, reduce, job)
 
 
 def _ext(row: Any) -> str:
@@ -232,15 +237,20 @@ def _nothing(summary: Summary, source: Source, what: str) -> None:
 
 
 async def run_results_table(
-    profile: ServerProfile, limits: Limits, options: TableOptions
+    profile: ServerProfile,
+    limits: Limits,
+    options: TableOptions,
+    *,
+    reporter: Reporter | None = None,
 ) -> Summary:
     """One row per viewing (or the preprocess.R table), written as CSV/xlsx/parquet."""
     began = clock.monotonic()
-    summary = Summary(command="results-table")
+    job = Job("results-table", reporter)
+    summary = job.summary
     tz = profile.tz
     await asyncio.to_thread(check_output_dir, options.output_dir)
     if options.like_preprocess_r:
-        got = await gather(profile, limits, options.source, preprocess_r.r_row, summary)
+        got = await gather(profile, limits, options.source, preprocess_r.r_row, job)
         summary.count("results", got.items)
         summary.count("rows", len(got.rows))
         if got.items == 0:
@@ -256,7 +266,7 @@ async def run_results_table(
     def reduce(item: Any) -> dict[str, Any] | None:
         return tab.viewing_row(item, tz, options.sec_margin)
 
-    got = await gather(profile, limits, options.source, reduce, summary)
+    got = await gather(profile, limits, options.source, reduce, job)
     summary.count("rows", len(got.rows))
     skipped = got.items - len(got.rows)
     if skipped:
@@ -323,12 +333,17 @@ def _device_row(tz: ZoneInfo) -> Callable[[Any], dict[str, Any] | None]:
 
 
 async def run_device_report(
-    profile: ServerProfile, limits: Limits, options: ReportOptions
+    profile: ServerProfile,
+    limits: Limits,
+    options: ReportOptions,
+    *,
+    reporter: Reporter | None = None,
 ) -> Summary:
     began = clock.monotonic()
-    summary = Summary(command="device-report")
+    job = Job("device-report", reporter)
+    summary = job.summary
     await asyncio.to_thread(check_output_dir, options.output_dir)
-    got = await gather(profile, limits, options.source, _device_row(profile.tz), summary)
+    got = await gather(profile, limits, options.source, _device_row(profile.tz), job)
     spans = dev.device_spans(got.rows)
     changed = len(spans) - len({s.external_id for s in spans})
     summary.count("viewings", len(got.rows))
@@ -391,11 +406,12 @@ def _folder_missing(folder: Path, summary: Summary) -> tuple[list[Any], dict[str
 
 
 async def _server_missing(
-    profile: ServerProfile, limits: Limits, selection: Selection, summary: Summary
+    profile: ServerProfile, limits: Limits, selection: Selection, job: Job
 ) -> tuple[list[Any], dict[str, Any], list[Participant]]:
+    summary = job.summary
     async with PlatformClient(profile, limits) as client:
         memo = ScheduleMemo(client)
-        participants = await resolve_into(selection, memo, summary)
+        participants = await resolve_into(selection, memo, job)
         reports: list[Any] = []
         if selection.is_all:
             # the route ignores dates: one request for the whole server beats one each
@@ -409,7 +425,7 @@ async def _server_missing(
             async def fetch(p: Participant) -> list[Any]:
                 return await client.missing_videos(p.external_id)
 
-            for got in await per_participant(participants, limits, fetch, summary):
+            for got in await per_participant(participants, limits, fetch, job):
                 reports.extend(got or [])
         await memo.ensure([p.external_id for p in participants])
         summary.bytes = client.bytes_received
@@ -417,10 +433,15 @@ async def _server_missing(
 
 
 async def run_missing_videos(
-    profile: ServerProfile, limits: Limits, options: ReportOptions
+    profile: ServerProfile,
+    limits: Limits,
+    options: ReportOptions,
+    *,
+    reporter: Reporter | None = None,
 ) -> Summary:
     began = clock.monotonic()
-    summary = Summary(command="missing-videos")
+    job = Job("missing-videos", reporter)
+    summary = job.summary
     tz = profile.tz
     selection = options.source.selection
     await asyncio.to_thread(check_output_dir, options.output_dir)
@@ -435,9 +456,7 @@ async def run_missing_videos(
             if p.external_id not in known and (p.also is None or p.also not in known):
                 summary.fail(f"participant {p.external_id}", f"not in {options.source.folder}")
     else:
-        reports, schedules, participants = await _server_missing(
-            profile, limits, selection, summary
-        )
+        reports, schedules, participants = await _server_missing(profile, limits, selection, job)
         if selection.is_all:
             ids = {p.external_id for p in participants}
             reports = [r for r in reports if isinstance(r, dict) and r.get("external_id") in ids]
@@ -576,7 +595,8 @@ async def _produce(
         return
     now = datetime.now(tz)
     async with PlatformClient(profile, limits) as client:
-        participants = await resolve_into(selection, client, summary)
+        job = Job(summary.command, summary=summary)
+        participants = await resolve_into(selection, client, job)
         for p in participants:
             comments = await fetch_windows(
                 client, FEEDBACK_COMMENTS, p, limits, start=p.start, stop=p.stop, now=now

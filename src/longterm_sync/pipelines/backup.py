@@ -58,12 +58,14 @@ from ..backup.files import (
 from ..backup.restore import replace_latest
 from ..backup.store import Mark, Prepared, SnapshotInfo, SnapshotStore
 from ..config import Limits, ServerProfile
-from ..errors import LongtermError, ProtocolError, TransientError
+from ..errors import LongtermError, Scope, scope_of
+from ..events import Job, Reporter
 from ..jsonstream import encode_item
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..windows import Window, participant_windows, plan_windows, schedule_span
-from .fanout import check_output_dir, first_error, resolve_into
+from ..workers import first_error, run_items
+from .fanout import check_output_dir, resolve_into
 from .results import CPU_SLOTS, ScheduleMemo, date_key, decode_items
 
 log = logging.getLogger("longterm_sync.backup")
@@ -73,7 +75,6 @@ VERSIONS = "media_versions"
 TEXT = "text_files"
 LOG_NAME = "backup_log.txt"
 DEFAULT_DEST = Path("longterm_backup")
-PARTICIPANT_ERRORS = (TransientError, ProtocolError)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -431,40 +432,38 @@ class BackupRun:
         for name in (UNASSIGNED_RESULTS, UNASSIGNED_FEEDBACK):
             await self.carry(name)
 
-    async def rest(self, summary: Summary) -> list[str]:
+    async def rest(self, job: Job) -> list[str]:
         """Every REST part of the snapshot; the participants' order for the ``_all`` files."""
+        summary = job.summary
         async with PlatformClient(self.profile, self.limits) as client:
             memo = ScheduleMemo(client)
-            participants = await resolve_into(Selection(participants=None), memo, summary)
+            participants = await resolve_into(Selection(participants=None), memo, job)
             summary.count("participants", len(participants))
             summary.count("schedules", await self.schedules(memo, participants))
             summary.count("missing-video reports", await self.missing_videos(client))
-            queue: asyncio.Queue[Participant] = asyncio.Queue()
-            for p in participants:
-                queue.put_nowait(p)
             outcomes: list[Outcome] = []
+            job.planned(len(participants))
 
-            async def worker() -> None:
-                while not queue.empty():
-                    p = queue.get_nowait()
-                    outcome: Outcome | None = None
-                    try:
-                        outcome = await self.participant(client, memo, p)
-                    except* PARTICIPANT_ERRORS as group:
-                        reason = str(first_error(group))
-                        summary.fail(f"participant {p.external_id}", reason)
-                    if outcome is None:
-                        await self.keep_previous(p.external_id)
-                    else:
-                        await self.store_participant(outcome)
-                        outcomes.append(outcome)
+            async def work(p: Participant) -> Outcome:
+                return await self.participant(client, memo, p)
 
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    for _ in range(max(1, min(self.limits.rest_concurrency, len(participants)))):
-                        tg.create_task(worker())
-            except BaseExceptionGroup as group:
-                raise first_error(group) from None
+            async def settle(index: int, p: Participant, outcome: Outcome | None) -> None:
+                if outcome is None:
+                    await self.keep_previous(p.external_id)
+                    return
+                await self.store_participant(outcome)
+                outcomes.append(outcome)
+                results, feedback = len(outcome.results.ids), len(outcome.feedback.ids)
+                job.done(f"participant {p.external_id}", {"results": results, "feedback": feedback})
+
+            await run_items(
+                participants,
+                work,
+                workers=self.limits.rest_concurrency,
+                job=job,
+                label=lambda p: f"participant {p.external_id}",
+                settle=settle,
+            )
             if self.kind == "full":
                 summary.count("unassigned rows", await self.unassigned(client, memo, participants))
             else:
@@ -480,7 +479,7 @@ class BackupRun:
         )
         return [p.external_id for p in participants]
 
-    async def adopt_versions(self, summary: Summary) -> None:
+    async def adopt_versions(self, job: Job) -> None:
         """Record old copies that a killed run moved into ``media_versions/`` but did not
         record (the move happens during the mirror, the record after it): without this,
         ``verify`` would never check them and ``list`` would not show them."""
@@ -499,18 +498,22 @@ class BackupRun:
             await self.db(self.store.put_version, rel_path, rel, md5, size)
             adopted.append(rel_path)
         if adopted:
-            summary.warnings.append(
+            job.warn(
                 f"{len(adopted)} old video cop(ies) kept by an interrupted run recorded now: "
                 f"{', '.join(adopted[:10])}"
             )
 
-    async def videos(self, summary: Summary, stamp: str) -> Summary:
+    async def videos(self, job: Job, stamp: str) -> Summary:
+        """The media mirror as a child job: an error that stops it (server unreachable,
+        host key, disk) fails this part only, so the night's records are still kept; a
+        fatal one (configuration) stops the backup."""
         from ..media import mirror_down
         from ..media.local import md5_file
 
         dest = self.options.dest
         started = time.monotonic()
-        await self.adopt_versions(summary)
+        await self.adopt_versions(job)
+        child = job.child("videos")
         try:
             part = await mirror_down(
                 self.profile,
@@ -518,11 +521,14 @@ class BackupRun:
                 dest / MEDIA,
                 accept_new_host_key=self.options.accept_new_host_key,
                 versions_dir=dest / VERSIONS / stamp,
+                reporter=child.reporter,
             )
         except LongtermError as exc:
-            part = Summary(command="videos", elapsed_s=time.monotonic() - started)
-            part.fail("videos", str(exc))
-            return part
+            if scope_of(exc) is Scope.FATAL:
+                raise
+            child.summary.elapsed_s = time.monotonic() - started
+            child.failed("videos", str(exc))
+            return child.summary
         recorded = {v.rel: v for v in await self.db(self.store.videos)}
         for rel in part.details.get("versions", []):
             old = recorded.get(rel)
@@ -539,12 +545,12 @@ class BackupRun:
         for rel in part.details.get("gone", []):
             await self.db(self.store.video_gone, rel)
         if part.details.get("gone"):
-            summary.warnings.append(
+            job.warn(
                 f"{len(part.details['gone'])} video(s) gone from the server, kept in the "
                 f"backup: {', '.join(part.details['gone'][:10])}"
             )
         if part.details.get("versions"):
-            summary.warnings.append(
+            job.warn(
                 f"{len(part.details['versions'])} video(s) changed on the server, old copies "
                 f"kept in {VERSIONS}/{stamp}/: {', '.join(part.details['versions'][:10])}"
             )
@@ -598,13 +604,20 @@ def _log_block(dest: Path, summary: Summary, started: datetime, error: str | Non
         log.warning("could not append to %s: %s", dest / LOG_NAME, exc)
 
 
-async def run_backup(profile: ServerProfile, limits: Limits, options: BackupOptions) -> Summary:
+async def run_backup(
+    profile: ServerProfile,
+    limits: Limits,
+    options: BackupOptions,
+    *,
+    reporter: Reporter | None = None,
+) -> Summary:
     """One backup run into ``options.dest``; returns its summary (also logged in the dest)."""
-    summary = Summary(command="backup")
+    job = Job("backup", reporter)
+    summary = job.summary
     began = time.monotonic()
     now = options.now or datetime.now(profile.tz)
     try:
-        await _backup(profile, limits, options, summary, now)
+        await _backup(profile, limits, options, job, now)
     except (LongtermError, KeyboardInterrupt, asyncio.CancelledError) as exc:
         summary.elapsed_s = time.monotonic() - began
         await asyncio.to_thread(_log_block, options.dest, summary, now, str(exc) or "interrupted")
@@ -623,9 +636,10 @@ async def _backup(
     profile: ServerProfile,
     limits: Limits,
     options: BackupOptions,
-    summary: Summary,
+    job: Job,
     now: datetime,
 ) -> None:
+    summary = job.summary
     store = await _open_store(options)
     db = StoreThread(store)
     try:
@@ -637,8 +651,8 @@ async def _backup(
         run = BackupRun(profile, limits, options, db, previous, marks, kind, now)
         stamp = now.strftime("%Y-%m-%dT%H%M%S")
         async with asyncio.TaskGroup() as tg:
-            rest = tg.create_task(run.rest(summary))
-            video = tg.create_task(run.videos(summary, stamp)) if options.videos else None
+            rest = tg.create_task(run.rest(job))
+            video = tg.create_task(run.videos(job, stamp)) if options.videos else None
         order = rest.result()
         if video is not None:
             part = video.result()

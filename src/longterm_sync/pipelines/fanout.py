@@ -1,12 +1,11 @@
 """Fan-out over participants for the report pipelines (user_feedback, user_activity).
 
-N workers read participant indexes from a queue inside one :class:`asyncio.TaskGroup`; each
-participant's range is fetched window by window (:mod:`longterm_sync.windows`). A participant
-whose window still fails after the client's retries (:class:`TransientError`), or whose answer
-is not what the platform sends (:class:`ProtocolError`: invalid JSON, not a list), is recorded
-as a failure and the others go on; any other :class:`LongtermError` (token rejected, route missing,
-server unreachable) stops the run and reaches the CLI as that one error, not as an exception
-group, so it prints as one line.
+Participants are worked by :func:`longterm_sync.workers.run_items` (``rest_concurrency`` at
+once); each participant's range is fetched window by window (:mod:`longterm_sync.windows`).
+What an error stops is the errors module's one policy: a window that still fails after the
+client's retries (:class:`TransientError`) or an answer that is not what the platform sends
+(:class:`ProtocolError`: invalid JSON, not a list) fails that participant and the others go
+on; a rejected token, a missing route, an unreachable server stop the run as one error.
 """
 
 from __future__ import annotations
@@ -24,34 +23,14 @@ import orjson
 from ..api import PlatformClient, decode_json
 from ..atomic import local_io_error
 from ..config import Limits
-from ..errors import LocalIOError, LongtermError, ProtocolError, TransientError
+from ..errors import LocalIOError, ProtocolError
+from ..events import Job
 from ..ids import REFUSED_REASON, shown_id
 from ..select import UNKNOWN_REASON, Directory, Participant, Selection, resolve_participants
-from ..summary import Summary
 from ..windows import participant_windows
+from ..workers import first_error, run_items
 
 T = TypeVar("T")
-
-
-def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The leaf of a (nested) exception group to raise: a run-stopping error of ours first,
-    then a per-item one, then anything else (a bug, shown as the traceback it deserves)."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    ours = [leaf for leaf in leaves if isinstance(leaf, LongtermError)]
-    fatal = [leaf for leaf in ours if not isinstance(leaf, TransientError)]
-    for choice in (fatal, ours, leaves):
-        if choice:
-            return choice[0]
-    return group
 
 
 def check_output_dir(folder: Path) -> None:
@@ -67,17 +46,16 @@ def check_output_dir(folder: Path) -> None:
         raise local_io_error(exc, folder) from None
 
 
-async def resolve_into(
-    selection: Selection, client: Directory, summary: Summary
-) -> list[Participant]:
+async def resolve_into(selection: Selection, client: Directory, job: Job) -> list[Participant]:
     """Who the run covers; warnings, skipped spreadsheet rows and participants the server
-    does not know (failures: listed, exit 1, no file written for them) go into ``summary``."""
+    does not know (failures: listed, exit 1, no file written for them) go to ``job``."""
     resolved = await resolve_participants(selection, client)
-    summary.warnings.extend(resolved.warnings)
+    summary = job.summary
+    job.warn_all(resolved.warnings)
     for p in resolved.unknown:
-        summary.fail(f"participant {p.external_id}", UNKNOWN_REASON)
+        job.failed(f"participant {p.external_id}", UNKNOWN_REASON)
     for p in resolved.refused:
-        summary.fail(f"participant {shown_id(p.external_id)}", REFUSED_REASON)
+        job.failed(f"participant {shown_id(p.external_id)}", REFUSED_REASON)
     if selection.skipped:
         summary.counts.setdefault("participants", 0)  # keep "participants" first in the line
         summary.count("skipped", len(selection.skipped))
@@ -153,30 +131,16 @@ async def per_participant(
     participants: Sequence[Participant],
     limits: Limits,
     fetch: Callable[[Participant], Awaitable[T]],
-    summary: Summary,
+    job: Job,
 ) -> list[T | None]:
     """``fetch`` every participant with ``rest_concurrency`` workers; ``None`` = failed.
 
     Results keep the participants' order whatever order they finish in.
     """
-    out: list[T | None] = [None] * len(participants)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(len(participants)):
-        queue.put_nowait(index)
-
-    async def worker() -> None:
-        while not queue.empty():
-            index = queue.get_nowait()
-            p = participants[index]
-            try:
-                out[index] = await fetch(p)
-            except (TransientError, ProtocolError) as exc:  # this participant's answer only
-                summary.fail(f"participant {p.external_id}", str(exc))
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(limits.rest_concurrency, len(participants))):
-                group.create_task(worker())
-    except BaseExceptionGroup as exc:
-        raise first_error(exc) from None
-    return out
+    return await run_items(
+        participants,
+        fetch,
+        workers=limits.rest_concurrency,
+        job=job,
+        label=lambda p: f"participant {p.external_id}",
+    )

@@ -27,6 +27,7 @@ from typing import Any
 from ..api import FEEDBACK_COMMENTS, PlatformClient
 from ..atomic import write_text_atomic
 from ..config import Limits, ServerProfile
+from ..events import Job, Reporter
 from ..ids import REFUSED_REASON, is_safe_id, shown_id
 from ..select import Participant, Selection
 from ..summary import Summary
@@ -81,11 +82,12 @@ async def run_feedback(
     limits: Limits,
     options: FeedbackOptions,
     *,
-    reporter: Any = None,
+    reporter: Reporter | None = None,
 ) -> Summary:
     """Fetch every selected participant's comments and write ``user_feedback.csv``."""
     began = clock.monotonic()
-    summary = Summary(command="user_feedback")
+    job = Job("user_feedback", reporter)
+    summary = job.summary
     now = datetime.now(profile.tz)
     await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
@@ -98,22 +100,25 @@ async def run_feedback(
                 FEEDBACK_COMMENTS, selection.start, selection.stop
             )
             chunks: list[list[Any] | None] = [await decode_list(body, FEEDBACK_COMMENTS)]
-            summary.warnings.extend(selection.warnings)
+            job.warn_all(selection.warnings)
         else:
-            participants = await resolve_into(selection, client, summary)
+            participants = await resolve_into(selection, client, job)
+            job.planned(len(participants))
 
             async def fetch(p: Participant) -> list[Any]:
-                return await fetch_windows(
+                rows = await fetch_windows(
                     client, FEEDBACK_COMMENTS, p, limits, start=p.start, stop=p.stop, now=now
                 )
+                job.done(f"participant {p.external_id}", {"comments": len(rows)})
+                return rows
 
-            chunks = await per_participant(participants, limits, fetch, summary)
+            chunks = await per_participant(participants, limits, fetch, job)
         summary.bytes = client.bytes_received
         summary.details["requests"] = client.requests
         summary.details["retried"] = client.retried
     rows = [r if isinstance(r, dict) else {} for chunk in chunks if chunk for r in chunk]
     if selection.is_all:
-        rows = _drop_refused(rows, summary)
+        rows = _drop_refused(rows, job)
     incomplete = sum(1 for r in rows if _sort_key(r) == float("-inf") or not r.get("video"))
     text = await asyncio.to_thread(feedback_csv, rows)
     path = options.output_dir / CSV_NAME
@@ -129,13 +134,13 @@ async def run_feedback(
     summary.count("comments", len(rows))
     if incomplete:
         summary.count("incomplete comments", incomplete)
-        summary.warnings.append(f"{incomplete} comment(s) lack a date or a video")
+        job.warn(f"{incomplete} comment(s) lack a date or a video")
     summary.elapsed_s = clock.monotonic() - began
     log.debug("user_feedback: %d comments of %d participants", len(rows), covered)
     return summary
 
 
-def _drop_refused(rows: list[dict[str, Any]], summary: Summary) -> list[dict[str, Any]]:
+def _drop_refused(rows: list[dict[str, Any]], job: Job) -> list[dict[str, Any]]:
     """Comments of participants whose id breaks the id rule are left out, each id a failure,
     as in every command (the study-wide answer bypasses the participant listing)."""
     refused: list[str] = []
@@ -148,5 +153,5 @@ def _drop_refused(rows: list[dict[str, Any]], summary: Summary) -> list[dict[str
         else:
             kept.append(row)
     for ext in refused:
-        summary.fail(f"participant {shown_id(ext)}", REFUSED_REASON)
+        job.failed(f"participant {shown_id(ext)}", REFUSED_REASON)
     return kept

@@ -30,11 +30,12 @@ How the work is shaped, and why:
 - Memory is bounded by a number of *window slots*: a window holds one from the moment its
   request is started until its encoded items are on disk. Parsing, which briefly needs
   several times the body's size, is limited further (``CPU_SLOTS``).
-- Participants are a queue worked by a fixed number of workers inside a TaskGroup. A
-  participant whose list fails (a poison row answers 500 on every retry) fails alone and is
-  named in the summary; a rejected token, a wrong route, an unreachable server or a disk that
-  refuses stop the whole run. A participant the flags name but the server has no schedule
-  for is a failure too (listed, exit 1) and gets no file. Cancellation (Ctrl-C) unwinds
+- Participants are worked by :func:`longterm_sync.workers.run_items`. By the errors
+  module's one policy a participant whose list fails (a poison row answers 500 on every
+  retry) fails alone and is named in the summary; a rejected token, a wrong route, an
+  unreachable server or a disk that refuses stop the whole run. A participant the flags
+  name but the server has no schedule for is a failure too (listed, exit 1) and gets no
+  file. Cancellation (Ctrl-C) unwinds
   every writer, which deletes its temporary file: no partial file is ever left under a
   final name.
 - A result that lacks what this needs (date, result object, video) is written anyway,
@@ -51,7 +52,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -64,22 +65,21 @@ from ..api import (
     window_label,
 )
 from ..config import Limits, ServerProfile
-from ..errors import ProtocolError, TransientError
+from ..errors import ProtocolError
+from ..events import Job, Reporter
 from ..ids import id_file_name
 from ..jsonstream import AsyncArrayFile, encode_item
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..windows import Window, participant_windows, schedule_span, split_window
-from .fanout import check_output_dir, first_error, resolve_into
+from ..workers import first_error, run_items
+from .fanout import check_output_dir, resolve_into
 
 log = logging.getLogger("longterm_sync.results")
 
 MODES = ("feedback", "results", "feedback+results")
 CPU_SLOTS = 2
 """Windows decoded and encoded at once. msgspec holds the GIL, so more buys no speed."""
-
-PARTICIPANT_ERRORS = (TransientError, ProtocolError)
-"""Errors that fail one participant; every other error stops the run."""
 
 MAX_PROBLEMS_LISTED = 3
 RESULTS_FILE = "results_{}.json"
@@ -100,16 +100,6 @@ class ResultsOptions:
     @property
     def want_feedback(self) -> bool:
         return "feedback" in self.mode
-
-
-class ResultsReporter(Protocol):
-    """Progress, for a CLI that wants to show it; the pipeline itself only logs."""
-
-    def planned(self, participants: int) -> None: ...
-
-    def participant_done(self, external_id: str, results: int, feedback: int) -> None: ...
-
-    def participant_failed(self, external_id: str, reason: str) -> None: ...
 
 
 @dataclass
@@ -323,8 +313,7 @@ class ResultsRun:
         options: ResultsOptions,
         client: PlatformClient,
         memo: ScheduleMemo,
-        summary: Summary,
-        reporter: ResultsReporter | None,
+        job: Job,
     ) -> None:
         self.profile = profile
         self.tz = profile.tz
@@ -332,8 +321,8 @@ class ResultsRun:
         self.options = options
         self.client = client
         self.memo = memo
-        self.summary = summary
-        self.reporter = reporter
+        self.job = job
+        self.summary = job.summary
         self.now = options.now or datetime.now(self.tz)
         self.slots = asyncio.Semaphore(limits.rest_concurrency + 2)
         self.cpu = asyncio.Semaphore(CPU_SLOTS)
@@ -466,37 +455,27 @@ class ResultsRun:
             outcome.feedback_path = path
         return outcome
 
-    async def worker(
+    async def settle(
         self,
-        queue: asyncio.Queue[tuple[int, Participant]],
+        index: int,
+        p: Participant,
+        outcome: Outcome | None,
         done: list[asyncio.Future[Outcome | None]],
     ) -> None:
-        while True:
-            try:
-                index, p = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            outcome: Outcome | None = None
-            failure = ""
-            try:
-                outcome = await self.participant(p)
-            except* PARTICIPANT_ERRORS as group:
-                failure = str(first_error(group)).removeprefix(f"participant {p.external_id}, ")
-            if outcome is None:
-                self.summary.fail(f"participant {p.external_id}", failure)
-                log.debug("participant %s failed: %s", p.short, failure)
-                if self.reporter:
-                    self.reporter.participant_failed(p.external_id, failure)
-            else:
-                log.debug(
-                    "participant %s: %d results, %d feedback",
-                    p.short,
-                    outcome.results,
-                    outcome.feedback,
-                )
-                if self.reporter:
-                    self.reporter.participant_done(p.external_id, outcome.results, outcome.feedback)
-            done[index].set_result(outcome)
+        """After each participant, failed or not: its event, then its place in the
+        combined files is free to be written."""
+        if outcome is None:
+            log.debug("participant %s failed", p.short)
+        else:
+            log.debug(
+                "participant %s: %d results, %d feedback",
+                p.short,
+                outcome.results,
+                outcome.feedback,
+            )
+            counts = {"results": outcome.results, "feedback": outcome.feedback}
+            self.job.done(f"participant {p.external_id}", counts)
+        done[index].set_result(outcome)
 
     async def write_all(
         self,
@@ -541,23 +520,23 @@ async def run_download_results(
     limits: Limits,
     options: ResultsOptions,
     *,
-    reporter: ResultsReporter | None = None,
+    reporter: Reporter | None = None,
 ) -> Summary:
     """Run download-results; per-participant failures land in the summary."""
     if options.mode not in MODES:
         raise ValueError(f"unknown mode {options.mode!r}")
-    summary = Summary(command="download-results")
+    job = Job("download-results", reporter)
+    summary = job.summary
     started = time.monotonic()
     await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
         memo = ScheduleMemo(client)
-        participants = await resolve_into(options.selection, memo, summary)
+        participants = await resolve_into(options.selection, memo, job)
         await memo.ensure(
             [p.external_id for p in participants if p.start is None or p.stop is None]
         )
-        run = ResultsRun(profile, limits, options, client, memo, summary, reporter)
-        if reporter:
-            reporter.planned(len(participants))
+        run = ResultsRun(profile, limits, options, client, memo, job)
+        job.planned(len(participants))
         log.debug(
             "downloading %s for %d participants from %s",
             options.mode,
@@ -566,14 +545,25 @@ async def run_download_results(
         )
         loop = asyncio.get_running_loop()
         done: list[asyncio.Future[Outcome | None]] = [loop.create_future() for _ in participants]
-        queue: asyncio.Queue[tuple[int, Participant]] = asyncio.Queue()
-        for item in enumerate(participants):
-            queue.put_nowait(item)
-        workers = max(1, min(limits.rest_concurrency + 2, len(participants)))
+
+        async def settle(index: int, p: Participant, outcome: Outcome | None) -> None:
+            await run.settle(index, p, outcome, done)
+
         try:
             async with asyncio.TaskGroup() as tg:
-                for _ in range(workers):
-                    tg.create_task(run.worker(queue, done))
+                tg.create_task(
+                    run_items(
+                        participants,
+                        run.participant,
+                        workers=limits.rest_concurrency + 2,
+                        job=job,
+                        label=lambda p: f"participant {p.external_id}",
+                        reason=lambda p, exc: str(exc).removeprefix(
+                            f"participant {p.external_id}, "
+                        ),
+                        settle=settle,
+                    )
+                )
                 if options.want_feedback:
                     tg.create_task(
                         run.write_all(
@@ -597,18 +587,19 @@ async def run_download_results(
         except BaseExceptionGroup as group:
             raise first_error(group) from None
         outcomes = [f.result() for f in done if f.done() and f.result() is not None]
-        _fill_summary(summary, outcomes, run, client, options)
+        _fill_summary(job, outcomes, run, client, options)
     summary.elapsed_s = time.monotonic() - started
     return summary
 
 
 def _fill_summary(
-    summary: Summary,
+    job: Job,
     outcomes: list[Outcome | None],
     run: ResultsRun,
     client: PlatformClient,
     options: ResultsOptions,
 ) -> None:
+    summary = job.summary
     ok = [o for o in outcomes if o is not None]
     summary.count("participants", len(ok))
     if options.want_results:
@@ -630,14 +621,14 @@ def _fill_summary(
     if run.stale:
         summary.details["stale"] = dict(run.stale)
         for name, when in run.stale.items():
-            summary.warnings.append(
+            job.warn(
                 f"{name} is stale (written {when}): its participant failed this run, so the "
                 "combined files hold that earlier copy"
             )
     if run.missing:
         summary.details["missing"] = list(run.missing)
         for ext in run.missing:
-            summary.warnings.append(
+            job.warn(
                 f"participant {ext[:12]} failed this run and has no earlier file: missing "
                 "from the combined files"
             )
@@ -645,7 +636,7 @@ def _fill_summary(
         if o.problem_count:
             shown = "; ".join(o.problems[:MAX_PROBLEMS_LISTED])
             more = o.problem_count - min(len(o.problems), MAX_PROBLEMS_LISTED)
-            summary.warnings.append(
+            job.warn(
                 f"participant {o.participant.short}: {o.problem_count} item(s) with missing "
                 f"fields, written as received ({shown}{f'; +{more} more' if more > 0 else ''})"
             )

@@ -29,6 +29,7 @@ import orjson
 from ..api import PlatformClient
 from ..atomic import write_bytes_atomic
 from ..config import Limits, ServerProfile
+from ..events import Job, Reporter
 from ..ids import id_file_name
 from ..select import UNKNOWN_REASON, Participant, Selection
 from ..summary import Summary
@@ -104,15 +105,16 @@ async def run_download_schedule(
     limits: Limits,
     options: ScheduleOptions,
     *,
-    reporter: object | None = None,
+    reporter: Reporter | None = None,
 ) -> Summary:
     """Write one schedule file per selected participant; missing ones fail alone."""
-    summary = Summary(command="download-schedule")
+    job = Job("download-schedule", reporter)
+    summary = job.summary
     started = time.monotonic()
     await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
         memo = ScheduleMemo(client)
-        participants = await resolve_into(options.selection, memo, summary)
+        participants = await resolve_into(options.selection, memo, job)
         await memo.ensure([p.external_id for p in participants])
         summary.bytes = client.bytes_received
         summary.details["requests"] = client.requests
@@ -120,10 +122,13 @@ async def run_download_schedule(
     for p in participants:
         schedule = memo.by_id.get(p.external_id)
         if schedule is None:
-            summary.fail(f"participant {p.external_id}", UNKNOWN_REASON)
+            job.failed(f"participant {p.external_id}", UNKNOWN_REASON)
             continue
         ready.append((p, narrow_schedule(schedule, p.start, p.stop, profile.tz)))
+    job.planned(len(ready))
     written = await asyncio.to_thread(_write_all, options.output_dir, ready)
+    for (p, n), (name, _) in zip(ready, written, strict=True):
+        job.done(f"participant {p.external_id}", {"entries": n.kept}, data=name)
     summary.files.extend(name for name, _ in written)
     summary.count("participants", len(ready))
     summary.count("entries", sum(n.kept for _, n in ready))
@@ -132,7 +137,7 @@ async def run_download_schedule(
         summary.count("entries outside the range", dropped)
     for p, n in ready:
         if n.unreadable:
-            summary.warnings.append(
+            job.warn(
                 f"participant {p.short}: {n.unreadable} entr(y/ies) with an unreadable start, "
                 "kept in the file"
             )

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..api import PlatformClient
 from ..config import Limits, ServerProfile
-from ..errors import AuthError, LongtermError, RouteError, UsageError
+from ..errors import UsageError
+from ..events import Job, Reporter
 from ..media.local import walk_local_async
-from ..media.progress import MediaReporter
 from ..media.sync import list_remote_videos, push_up
 from ..merge_plan import MergePlan, plan_merge, results_match
 from ..schedule_file import (
@@ -39,6 +39,7 @@ from ..schedule_file import (
 )
 from ..summary import Summary
 from ..timeutil import today_in
+from ..workers import run_items
 
 log = logging.getLogger("longterm_sync.upload")
 
@@ -51,22 +52,6 @@ class UploadOptions:
     verify: str = "md5"
     accept_new_host_key: bool = False
     today: date | None = None  # the server's date; None = today in the profile's zone
-
-
-class UploadReporter(Protocol):
-    """Where the pipeline's human-facing events go; the CLI prints them."""
-
-    def plan(self, schedule: ScheduleFile, plan: MergePlan) -> None: ...
-
-    def sent(self, schedule: ScheduleFile, plan: MergePlan, matches: bool) -> None: ...
-
-
-class NullReporter:
-    def plan(self, schedule: ScheduleFile, plan: MergePlan) -> None:
-        return None
-
-    def sent(self, schedule: ScheduleFile, plan: MergePlan, matches: bool) -> None:
-        return None
 
 
 Confirm = Callable[[str], bool]
@@ -84,38 +69,50 @@ async def run_upload(
     limits: Limits,
     options: UploadOptions,
     *,
-    reporter: UploadReporter | None = None,
+    reporter: Reporter | None = None,
     confirm: Confirm | None = None,
-    media_reporter: MediaReporter | None = None,
 ) -> Summary:
-    """Run upload-schedule; per-file and per-participant failures land in the summary."""
-    report = reporter or NullReporter()
-    summary = Summary(command="upload-schedule")
+    """Run upload-schedule; per-file and per-participant failures land in the summary.
+
+    Events: an ``ItemDone`` per planned schedule (``data`` the :class:`MergePlan`, ``lines``
+    the plan as printed), the media job's events (``job`` "videos"), and an ``ItemDone``
+    per schedule sent (``data`` whether the server stored what was planned).
+    """
+    job = Job("upload-schedule", reporter)
+    summary = job.summary
     started = time.monotonic()
     today = options.today or today_in(profile.tz)
     summary.details["today"] = today.isoformat()
 
     # 1. Read only: validate, check video references, plan every merge.
-    schedules = await asyncio.to_thread(_load_all, options.jsons_path, profile, summary)
+    schedules = await asyncio.to_thread(_load_all, options.jsons_path, profile, job)
     local = set((await walk_local_async(options.video_path)).files)
     summary.details["local_videos"] = len(local)
     if not options.video_path.is_dir():
-        summary.warnings.append(f"no video folder {options.video_path}: no videos to upload")
+        job.warn(f"no video folder {options.video_path}: no videos to upload")
     missing_locally = {v for s in schedules for v in s.videos if v not in local}
     remote: set[str] = set()
     if missing_locally:
         remote = await list_remote_videos(
             profile, limits, accept_new_host_key=options.accept_new_host_key
         )
-    schedules = _check_video_references(schedules, local, remote, summary)
+    schedules = _check_video_references(schedules, local, remote, job)
     if not schedules and not local:
         summary.elapsed_s = time.monotonic() - started
         return summary
 
     async with PlatformClient(profile, limits) as client:
-        planned = await _plan_all(client, schedules, today, summary) if schedules else []
+        planned = await _plan_all(client, schedules, today, job) if schedules else []
         for item in planned:
-            report.plan(item.schedule, item.plan)
+            name = item.schedule.path.name
+            lines = item.plan.lines(name, collapse=True)
+            job.done(
+                name,
+                {"planned": 1},
+                lines=[line for line in lines if not line.startswith("  warning:")],
+                notices=[line for line in lines if line.startswith("  warning:")],
+                data=item.plan,
+            )
         summary.details["plans"] = [
             {"file": p.schedule.path.name, **p.plan.to_dict()} for p in planned
         ]
@@ -128,33 +125,35 @@ async def run_upload(
         # 3. Videos first, so that no phone is told about a video the server lacks.
         failed_videos: set[str] = set()
         if local:
-            failed_videos = await _push(profile, limits, options, summary, media_reporter)
+            failed_videos = await _push(profile, limits, options, job)
         if not options.dry_run:
-            await _send_schedules(client, limits, planned, failed_videos, report, summary)
+            await _send_schedules(client, limits, planned, failed_videos, job)
     summary.elapsed_s = time.monotonic() - started
     return summary
 
 
-def _load_all(folder: Path, profile: ServerProfile, summary: Summary) -> list[ScheduleFile]:
-    """Every valid schedule; the invalid ones are failures, and so are shared external_ids."""
+def _load_all(folder: Path, profile: ServerProfile, job: Job) -> list[ScheduleFile]:
+    """Every valid schedule; the invalid ones are failures, and so are shared external_ids.
+    (In a worker thread: the job's reporters must take events from any thread.)"""
+    summary = job.summary
     paths = find_schedule_files(folder)
     if not paths:
-        summary.warnings.append(f"no *.json schedule files in {folder}")
+        job.warn(f"no *.json schedule files in {folder}")
     loaded: list[ScheduleFile] = []
     for path in paths:
         try:
             schedule = load_schedule_file(path, salt=profile.salt, tz=profile.tz)
         except ScheduleFileError as exc:
             log.debug("invalid: %s", exc)  # listed with the failures at the end
-            summary.fail(path.name, f"invalid, not sent: {exc.message.split(': ', 1)[-1]}")
+            job.failed(path.name, f"invalid, not sent: {exc.message.split(': ', 1)[-1]}")
             continue
-        summary.warnings.extend(schedule.warnings)
+        job.warn_all(schedule.warnings)
         loaded.append(schedule)
     summary.count("schedule files", len(paths))
     mismatched = [s.path.name for s in loaded if s.id_source == ID_MISMATCH]
     if mismatched:
         shown = ", ".join(mismatched[:5]) + (" ..." if len(mismatched) > 5 else "")
-        summary.warnings.append(
+        job.warn(
             f"{len(mismatched)} file(s) give an external_id that is not the salted hash of their "
             f"name/surname/phone ({shown}): --user_time will not find those participants"
         )
@@ -168,7 +167,7 @@ def _load_all(folder: Path, profile: ServerProfile, summary: Summary) -> list[Sc
             continue
         names = ", ".join(s.path.name for s in group)
         for schedule in group:
-            summary.fail(
+            job.failed(
                 schedule.path.name,
                 f"not sent: {names} are the same participant; merge them into one file",
             )
@@ -176,7 +175,7 @@ def _load_all(folder: Path, profile: ServerProfile, summary: Summary) -> list[Sc
 
 
 def _check_video_references(
-    schedules: list[ScheduleFile], local: set[str], remote: set[str], summary: Summary
+    schedules: list[ScheduleFile], local: set[str], remote: set[str], job: Job
 ) -> list[ScheduleFile]:
     ok: list[ScheduleFile] = []
     for schedule in schedules:
@@ -185,7 +184,7 @@ def _check_video_references(
             shown = ", ".join(missing[:5]) + (
                 f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             )
-            summary.fail(
+            job.failed(
                 schedule.path.name,
                 "invalid, not sent: video(s) neither in the video folder nor on the server: "
                 + shown,
@@ -196,7 +195,7 @@ def _check_video_references(
 
 
 async def _plan_all(
-    client: PlatformClient, schedules: list[ScheduleFile], today: date, summary: Summary
+    client: PlatformClient, schedules: list[ScheduleFile], today: date, job: Job
 ) -> list[_Planned]:
     stored: dict[str, dict[str, Any]] = {}
     for item in await client.schedules([s.external_id for s in schedules]):
@@ -208,7 +207,7 @@ async def _plan_all(
     for schedule in schedules:
         current = stored.get(schedule.external_id)
         if current is None and schedule.external_id in accounts:
-            summary.fail(
+            job.failed(
                 schedule.path.name,
                 f"not sent: account {schedule.external_id} exists without a schedule (an orphan "
                 "left by a crashed upload); the server cannot repair it: ask the platform "
@@ -233,11 +232,7 @@ async def _confirm(
 
 
 async def _push(
-    profile: ServerProfile,
-    limits: Limits,
-    options: UploadOptions,
-    summary: Summary,
-    media_reporter: MediaReporter | None = None,
+    profile: ServerProfile, limits: Limits, options: UploadOptions, job: Job
 ) -> set[str]:
     """The media engine's push_up: it writes the local ``<video>.md5sum`` sidecars from its
     md5 cache, skips videos whose remote sidecar matches, uploads and verifies the rest (a
@@ -249,19 +244,10 @@ async def _push(
         verify=options.verify,
         dry_run=options.dry_run,
         accept_new_host_key=options.accept_new_host_key,
-        reporter=media_reporter,
+        reporter=job.reporter,
     )
-    _absorb(summary, pushed, "videos")
+    job.summary.absorb(pushed, "videos ", unprefixed=("md5sum",), details_under="videos")
     return {f.item for f in pushed.failures}
-
-
-def _absorb(summary: Summary, other: Summary, label: str) -> None:
-    for key, value in other.counts.items():
-        summary.count(key if "md5sum" in key else f"{label} {key}", value)
-    summary.bytes += other.bytes
-    summary.warnings.extend(other.warnings)
-    summary.failures.extend(other.failures)
-    summary.details[label] = other.details
 
 
 async def _send_schedules(
@@ -269,42 +255,53 @@ async def _send_schedules(
     limits: Limits,
     planned: list[_Planned],
     failed_videos: set[str],
-    report: UploadReporter,
-    summary: Summary,
+    job: Job,
 ) -> None:
-    gate = asyncio.Semaphore(limits.rest_concurrency)
+    """Each schedule whose videos are all on the server, ``rest_concurrency`` at once. By
+    the one failure policy an answer that fails (a 500, an invalid answer) fails that
+    schedule; a rejected token, an unreachable server or a local disk that refuses stop the
+    run, since every other schedule would meet the same."""
+    summary = job.summary
 
     async def send(item: _Planned) -> None:
         name = item.schedule.path.name
         broken = [v for v in item.schedule.videos if v in failed_videos]
         if broken:
-            summary.fail(name, f"not sent: video(s) failed to upload: {', '.join(broken[:5])}")
+            job.failed(name, f"not sent: video(s) failed to upload: {', '.join(broken[:5])}")
             return
         if not item.plan.new_participant and not item.plan.changes:
             # The server would store exactly what it holds: no request, no risk.
             summary.count("schedules already up to date")
             return
-        async with gate:
-            try:
-                answer = await client.update_schedule(item.schedule.payload)
-            except (AuthError, RouteError):
-                raise
-            except LongtermError as exc:
-                summary.fail(
-                    name,
-                    f"upload of {item.schedule.external_id} failed ({exc}); it may or may not "
-                    "have been applied: re-run to see the plan against what is stored",
-                )
-                return
+        answer = await client.update_schedule(item.schedule.payload)
         matches = results_match(item.plan, answer)
         if not matches:
-            summary.warnings.append(
+            job.warn(
                 f"{name}: the server stored a different entry list than planned "
                 f"for {item.schedule.external_id}"
             )
         summary.count("schedules sent")
-        report.sent(item.schedule, item.plan, matches)
+        verdict = "as planned" if matches else "DIFFERENT from the plan"
+        line = f"sent {name} ({item.plan.external_id}): server stored {verdict}"
+        job.done(
+            name,
+            {"sent": 1},
+            lines=[line] if matches else [],
+            notices=[] if matches else [line],
+            data=matches,
+        )
 
-    async with asyncio.TaskGroup() as group:
-        for item in planned:
-            group.create_task(send(item))
+    def reason(item: _Planned, exc: BaseException) -> str:
+        return (
+            f"upload of {item.schedule.external_id} failed ({exc}); it may or may not "
+            "have been applied: re-run to see the plan against what is stored"
+        )
+
+    await run_items(
+        planned,
+        send,
+        workers=limits.rest_concurrency,
+        job=job,
+        label=lambda item: item.schedule.path.name,
+        reason=reason,
+    )
