@@ -71,8 +71,9 @@ def write_results(path: Path, *, mb: float, samples: int, users: int = 4) -> tup
     return count, path.stat().st_size
 
 
-def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and the child's own peak RSS in MB."""
+def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Wall seconds, the child's own peak RSS in MB, and the CPU seconds (user + system) of
+    the child and the processes it waited for (its drawing processes)."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
@@ -81,7 +82,7 @@ def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[floa
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
             raise RuntimeError(f"{cmd[:4]} failed: {err.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def config(folder: Path, processes: int) -> Path:
@@ -110,7 +111,7 @@ def bench_table(work: Path, mb: float, samples: int) -> None:
         ("longterm results-table", ours),
     ):
         best = min((timed_child(cmd, env) for _ in range(2)), key=lambda m: m[0])
-        rows.append((name, *best))
+        rows.append((name, best[0], best[1]))
     print(f"{'':40} {'wall s':>8} {'peak RSS MB':>12}")
     for name, wall, rss in rows:
         print(f"{name:40} {wall:8.2f} {rss:12.0f}")
@@ -136,19 +137,21 @@ def bench_plots(work: Path, viewings: int, samples: int) -> None:
         fh.write(b"\n]\n")
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src"), "DISPLAY": "", "MPLBACKEND": ""}
     print(f"{viewings} viewings x {samples} samples per sensor", flush=True)
-    print(f"{'':40} {'wall s':>8} {'figures/s':>10} {'peak RSS MB':>12}")
+    print(f"{'':40} {'wall s':>8} {'figures/s':>10} {'CPU s':>7} {'peak RSS MB':>12}")
     walls = {}
     for processes in (1, 2):
         out = work / f"figs-{processes}"
         cmd = [sys.executable, "-m", "longterm_sync", "download-plot-gyro-sequence",
                "--config", str(config(work, processes)), "--from", str(src),
                f"--external_id_time={p.external_id}", "--save", str(out), "-q"]  # fmt: skip
-        wall, rss = timed_child(cmd, env)
+        wall, rss, cpu = timed_child(cmd, env)
         made = len(list(out.glob("*_2024-*.png")))
         assert made == viewings, (made, viewings)
         walls[processes] = wall
         label = "1 drawing thread" if processes == 1 else f"{processes} drawing processes"
-        print(f"{label:40} {wall:8.2f} {viewings / wall:10.1f} {rss:12.0f}", flush=True)
+        # the drawing processes are the fork server's children: their CPU is not in wait4's
+        cpu_text = f"{cpu:7.1f}" if processes == 1 else f"{'n/a':>7}"
+        print(f"{label:40} {wall:8.2f} {viewings / wall:10.1f} {cpu_text} {rss:12.0f}", flush=True)
     print(f"speed-up 2 processes / 1 thread = {walls[1] / walls[2]:.2f}x (wall includes start-up)")
 
 
@@ -158,12 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mb", type=float, default=200.0)
     parser.add_argument("--viewings", type=int, default=60)
     parser.add_argument("--samples", type=int, default=3000, help="per sensor and viewing")
+    parser.add_argument("--skip-table", action="store_true", help="only the figures")
     args = parser.parse_args(argv)
     mb, viewings = (20.0, 12) if args.quick else (args.mb, args.viewings)
     work = Path(tempfile.mkdtemp(prefix="analysis-bench-"))
     try:
-        print("-- table --", flush=True)
-        bench_table(work, mb, args.samples)
+        if not args.skip_table:
+            print("-- table --", flush=True)
+            bench_table(work, mb, args.samples)
         print("-- plots --", flush=True)
         bench_plots(work, viewings, args.samples)
     finally:
