@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
+from backup_helpers import backup_json, participant_ids, post
 from clitools import run_cli
 from fixtures_sandbox import SandboxInfo
 from longterm_sync.analysis.devices import device_spans
@@ -253,3 +254,31 @@ def test_bad_input_is_one_line(sandbox: SandboxInfo, downloaded: Path, tmp_path:
     assert f"{path}:" in cut.out and "truncated" in cut.out
     index = (tmp_path / "s3" / "index.html").read_text()
     assert "Could not be read" in index and path.name in index
+
+
+def test_backup_report_rebuilds_the_site_drawing_only_new_viewings(
+    sandbox_factory: object, tmp_path: Path
+) -> None:
+    info: SandboxInfo = sandbox_factory(  # type: ignore[operator]
+        "--users", "2", "--days", "3", "--samples", "100", "--video-mb", "0.05",
+        "--seed", "3", "--today", "2024-03-15",
+    )  # fmt: skip
+    dest = tmp_path / "backup"
+    first = backup_json(info, dest, "--no-videos", "--report")
+    assert first["ok"], first["failures"]
+    (site,) = [p for p in first["parts"] if p["command"] == "report"]
+    drawn, viewings = site["counts"]["figures drawn"], site["counts"]["viewings"]
+    assert drawn > 0
+    assert first["details"]["report"] == str(dest / "report" / "index.html")
+    assert broken_references(dest / "report") == []
+
+    item = watch_result(datetime(2024, 3, 15, 18, tzinfo=TZ), watched_s=60)
+    item["result"]["gyroscope_data"] = item["result"]["accelerometer_data"]
+    post(info, participant_ids(info)[0], "watch-results", item)
+    second = backup_json(info, dest, "--no-videos", "--report")
+    assert second["ok"], second["failures"]
+    (site,) = [p for p in second["parts"] if p["command"] == "report"]
+    assert site["counts"]["viewings"] == viewings + 1
+    assert (site["counts"]["figures drawn"], site["counts"]["figures reused"]) == (1, drawn)
+    verified = run_cli(["backup", "verify", "--dest_location", str(dest)])
+    assert verified.code == 0, verified.out + verified.err

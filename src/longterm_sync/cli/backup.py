@@ -31,6 +31,8 @@ meant to run every night from cron or a systemd timer. Nothing in the backup is 
   text_files/latest/         the newest snapshot as files, exactly as download-results and
                              download-schedule --mode json write them (switched atomically)
   backup_log.txt             one block per run
+  report/                    with --report: the study's HTML site (longterm report),
+                             rebuilt from latest/ after every run that committed its snapshot
 
 A participant backed up before is asked only for rows dated after its newest backed-up row
 minus --lookback-days (phones upload late); every --full-every days, or with --full, every
@@ -48,6 +50,7 @@ ACTIONS
 EXAMPLES = """\
   longterm backup --server=prod --dest_location=/srv/longterm_backup
   longterm backup --server=prod --full                      # reconcile everything now
+  longterm backup --server=prod --report       # and rebuild the HTML site in DIR/report/
   longterm backup verify --dest_location=/srv/longterm_backup
   longterm backup list --dest_location=/srv/longterm_backup
   longterm backup restore --as-of 2024-03-01T06:00 --to ./restored
@@ -127,6 +130,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="trust and record an unknown SSH host key (like OpenSSH accept-new); a changed "
         "key is always an error",
     )
+    group.add_argument(
+        "--report",
+        action="store_true",
+        help="after the run, rebuild the study's HTML site in DIR/report/ from latest/ "
+        "(see longterm report --help; only new viewings' figures are drawn)",
+    )
     group = parser.add_argument_group("restore and status")
     group.add_argument(
         "--as-of",
@@ -194,6 +203,7 @@ def _run(ctx: Context) -> int:
         full=args.full,
         videos=not args.no_videos,
         accept_new_host_key=args.accept_new_host_key,
+        report=args.report,
     )
     # One run per destination (a second stops with exit status 5, or waits with --wait);
     # holding it, the temporary files of killed runs are removed, video partials kept.

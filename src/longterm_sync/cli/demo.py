@@ -21,7 +21,8 @@ main job there is against it, `longterm backup`, into DIR/backup (layout: see `l
 backup --help`): a first backup, then the sandbox gains one day of results for every
 participant, then the nightly backup (incremental: only the lookback window is asked for),
 then `longterm backup verify`. Both runs' figures are printed side by side (records fetched
-and added, MB fetched and stored, time).
+and added, MB fetched and stored, time). Each backup run rebuilds the study's HTML site
+(`backup --report`) in DIR/backup/report/; its path is printed last.
 
 Run it again and the sandbox gains another day; --fresh starts over with a new study.
 Nothing leaves the machine: the sandbox listens on 127.0.0.1 only."""
@@ -101,6 +102,9 @@ def run(ctx: Context) -> int:
         f"(config {options.server_dir / 'config.toml'}). Run again: the sandbox gains another "
         "day and both runs are nightly."
     )
+    site = summary.details.get("report")
+    if site:
+        ctx.echo(f"\nthe study's HTML site: {Path(site).resolve()}")
     return code
 
 

@@ -16,7 +16,11 @@ Into the destination folder (layout in :mod:`longterm_sync.backup`):
   unfiltered sweep keeps the rows no participant filter returns (orphan accounts, rows with
   an empty ``external_id``).
 - ``text_files/latest/`` rebuilt from the new snapshot and switched over atomically;
-- one block appended to ``backup_log.txt``.
+- one block appended to ``backup_log.txt``;
+- with ``report``, the study's HTML site (:mod:`longterm_sync.pipelines.report`) rebuilt from
+  the new ``latest/`` into ``<dest>/report/`` once the snapshot is committed (its figure cache
+  kept there, so only new viewings are drawn). A participant that failed this run shows its
+  previous records, as ``latest/`` does.
 
 A participant that fails keeps its previous listings in the new snapshot (nothing it had is
 dropped) and is named in the summary. A run killed at any moment leaves the store as the
@@ -55,7 +59,7 @@ from ..backup.files import (
     results_name,
     schedule_name,
 )
-from ..backup.restore import replace_latest
+from ..backup.restore import LATEST, replace_latest
 from ..backup.store import Mark, Prepared, SnapshotInfo, SnapshotStore
 from ..config import Limits, ServerProfile
 from ..errors import LongtermError, Scope, scope_of
@@ -66,6 +70,7 @@ from ..summary import Summary
 from ..windows import Window, participant_windows, plan_windows, schedule_span
 from ..workers import first_error, run_items
 from .fanout import check_output_dir, resolve_into
+from .report import ReportOptions, run_report
 from .results import CPU_SLOTS, ScheduleMemo, date_key, decode_items
 
 log = logging.getLogger("longterm_sync.backup")
@@ -74,6 +79,7 @@ MEDIA = "media_files"
 VERSIONS = "media_versions"
 TEXT = "text_files"
 LOG_NAME = "backup_log.txt"
+REPORT = "report"
 DEFAULT_DEST = Path("longterm_backup")
 
 P = ParamSpec("P")
@@ -90,6 +96,7 @@ class BackupOptions:
     full: bool = False
     videos: bool = True
     accept_new_host_key: bool = False
+    report: bool = False  # rebuild <dest>/report/ from latest/ after the run
     now: datetime | None = None  # pinned in tests; None = the current time
 
 
@@ -624,7 +631,28 @@ async def run_backup(
         raise
     summary.elapsed_s = time.monotonic() - began
     await asyncio.to_thread(_log_block, options.dest, summary, now, None)
+    if options.report:
+        await _rebuild_report(profile, limits, options, summary)
     return summary
+
+
+async def _rebuild_report(
+    profile: ServerProfile, limits: Limits, options: BackupOptions, summary: Summary
+) -> None:
+    """The snapshot is committed: a report that cannot be built is a failure of this run
+    (exit 1), never a lost backup."""
+    report = ReportOptions(
+        site=options.dest / REPORT,
+        selection=Selection(None),
+        source_dir=options.dest / TEXT / LATEST,
+    )
+    try:
+        part = await run_report(profile, limits, report)
+    except LongtermError as exc:
+        summary.fail("report", str(exc))
+        return
+    summary.parts.append(part)
+    summary.details["report"] = part.details.get("index")
 
 
 async def _open_store(options: BackupOptions) -> SnapshotStore:

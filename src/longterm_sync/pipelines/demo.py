@@ -1,5 +1,5 @@
 """The demo: a synthetic study on the in-process sandbox, a full backup, a new day, a nightly
-backup, verify.
+backup, verify; each backup rebuilds the study's HTML site (``backup --report``).
 
 It is what ``make demo`` runs on a fresh machine, so it needs nothing but the package: the
 sandbox serves REST and SFTP on free loopback ports, writes its own ``config.toml`` (token,
@@ -94,7 +94,7 @@ async def run_demo(
         config = await asyncio.to_thread(load_config, info.config)
         profile = config.profile("sandbox")
         limits = options.limits or config.limits
-        backup = BackupOptions(dest=options.backup_dir)
+        backup = BackupOptions(dest=options.backup_dir, report=True)
         first = await run_backup(profile, limits, backup)
         day, grew = await sandbox.add_day()
         second = await run_backup(profile, limits, backup)
@@ -106,6 +106,7 @@ async def run_demo(
     summary.details["added_day"] = day.isoformat()
     summary.details["runs"] = [run_figures(first), run_figures(second)]
     summary.details["sandbox"] = {"url": info.url, "data_dir": info.data_dir}
+    summary.details["report"] = second.details.get("report")
     return summary
 
 
@@ -118,4 +119,7 @@ def run_figures(summary: Summary) -> dict[str, Any]:
         "MB fetched": round(summary.bytes / 1e6, 2),
         "MB stored": round(summary.details.get("bytes_stored", 0) / 1e6, 3),
         "seconds": round(summary.elapsed_s, 2),
+        "report figures drawn": sum(
+            p.counts.get("figures drawn", 0) for p in summary.parts if p.command == "report"
+        ),
     }
