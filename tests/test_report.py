@@ -124,16 +124,20 @@ def test_a_folder_gives_the_same_site_and_a_rebuild_redraws_only_changed_viewing
     assert (counts["figures drawn"], counts["figures reused"]) == (0, drawn)
     assert sorted(p.name for p in (site / "figures").iterdir()) == figures
 
-    # one result changes (its comment list, as when a participant adds feedback): only its
-    # figure is drawn again, and the old one is removed
-    path = _results_file(folder)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    item = json.loads(lines[1].rstrip(","))
-    item["result"]["user_feedback"] = [
-        {"video": item["result"]["video"], "date": item["date"], "comment": "later comment"}
-    ]
-    lines[1] = json.dumps(item, ensure_ascii=False) + ("," if lines[1].endswith(",") else "")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # a new comment on a video (download-results attaches it to every viewing of that video)
+    # redraws nothing; a result whose content changed is drawn again, its old figure removed
+    for path in _results_files(folder):  # a participant whose first viewing has a figure
+        lines = path.read_text(encoding="utf-8").splitlines()
+        items = [json.loads(line.rstrip(",")) for line in lines[1:-1]]
+        if items and items[0]["result"]["accelerometer_data"]["z"]:
+            break
+    for item in items:
+        item["result"]["user_feedback"] = [
+            {"video": item["result"]["video"], "date": item["date"], "comment": "later comment"}
+        ]
+    items[0]["result"]["accelerometer_data"]["z"][-1] = -0.5
+    body = ",\n".join(json.dumps(item, ensure_ascii=False) for item in items)
+    path.write_text(f"[\n{body}\n]\n", encoding="utf-8")
     third = report(sandbox, site, "--from", str(folder), "--json")
     counts = json.loads(third.out)["counts"]
     assert (counts["figures drawn"], counts["figures reused"]) == (1, drawn - 1)
@@ -142,10 +146,10 @@ def test_a_folder_gives_the_same_site_and_a_rebuild_redraws_only_changed_viewing
     assert broken_references(site) == []
 
 
-def _results_file(folder: Path) -> Path:
+def _results_files(folder: Path) -> list[Path]:
     return sorted(
         p for p in folder.glob("results_*.json") if "feedback" not in p.name and "all" not in p.name
-    )[0]
+    )
 
 
 def test_every_link_and_image_resolves_inside_the_site(server_site: Path) -> None:
@@ -245,7 +249,7 @@ def test_bad_input_is_one_line(sandbox: SandboxInfo, downloaded: Path, tmp_path:
     # a truncated results file: named with its line; what was read before it is shown
     folder = tmp_path / "cut"
     shutil.copytree(downloaded, folder)
-    path = _results_file(folder)
+    path = _results_files(folder)[0]
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     cut = report(sandbox, tmp_path / "s3", "--from", str(folder), "--no-figures")

@@ -1,9 +1,9 @@
 """The per-viewing sensor figures of the site, in a cache keyed by each result's content.
 
-A figure's file name is the sha256 of the drawing's version and the result item's JSON (its
-feedback comments included, since the title shows them): a result that did not change keeps
-its figure, so a nightly rebuild of a long study draws only the new viewings (and those whose
-comments changed). Figures nothing refers to any more are removed at the end of a build.
+A figure's file name is the sha256 of the drawing's version and the result item's JSON
+(without the feedback comments download-results attaches, which the figure does not show): a
+result that did not change keeps its figure, so a nightly rebuild of a long study draws only
+the new viewings. Figures nothing refers to any more are removed at the end of a build.
 
 Drawing is CPU work in matplotlib: it runs in worker processes (``figure_workers``, default
 one per core) fed by the thread that reads the folder; at most a few jobs wait at once, each
@@ -82,8 +82,14 @@ class FigureCache:
         return f"{FIGURES}/{key}.thumb.png"
 
     def key(self, item: dict[str, Any]) -> str:
+        """The result's JSON without ``user_feedback`` (the figure does not show comments,
+        and a new comment on a video reaches every viewing of it), and the drawing's version."""
         assert self.drawer is not None
         digest = hashlib.sha256(f"{CACHE_VERSION}:{self.drawer.version}:".encode())
+        result = item.get("result")
+        if isinstance(result, dict) and "user_feedback" in result:
+            result = {k: v for k, v in result.items() if k != "user_feedback"}
+            item = {**item, "result": result}
         digest.update(orjson.dumps(item))
         return digest.hexdigest()[:40]
 
