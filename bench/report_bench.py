@@ -248,7 +248,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     yield (
         f"(a) first build, no figures: {a.wall:.1f} s, {a.count('viewings')} viewings "
         f"({a.count('viewings') / a.wall:.0f}/s), {a.count('pages')} pages of "
-        f"{pages / MB:.1f} MB, {a.cores:.2f} cores busy, peak RSS {a.rss_mb:.0f} MB"
+        f"{pages / MB:.1f} MB, {a.cpu:.1f} s CPU ({a.cores:.2f} cores busy), peak RSS "
+        f"{a.rss_mb:.0f} MB"
     )
 
     # (b) figures per second, one worker then two
@@ -265,7 +266,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
         yield (
             f"(b) first build with figures, {args.figure_users} participants, "
             f"figure_workers={workers}: {b.wall:.1f} s, {drawn} figures, "
-            f"{drawn / b.wall:.2f} figures/s, {b.cores:.2f} cores busy, peak RSS "
+            f"{drawn / b.wall:.2f} figures/s ({drawn / b.cpu:.2f} per CPU second), {b.cpu:.0f} s "
+            f"CPU ({b.cores:.2f} cores busy), peak RSS "
             f"{b.rss_mb:.0f} MB; a figure and its thumbnail {mean_pair / 1000:.0f} KB"
         )
     yield f"    two workers draw {rates[1] / rates[0]:.2f}x the figures per second of one"
@@ -294,11 +296,12 @@ def run(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     drawn = nightly.count("figures drawn")
     yield (
         f"(c) nightly rebuild after a new day: {nightly.wall:.1f} s (target < 30), "
+        f"{nightly.cpu:.1f} s CPU ({nightly.cores:.2f} cores busy), "
         f"{drawn} figures drawn, {nightly.count('figures reused')} reused, "
         f"{nightly.count('figures removed')} removed, peak RSS {nightly.rss_mb:.0f} MB"
     )
     yield (
-        f"    the same rebuild with nothing new: {again.wall:.1f} s "
+        f"    the same rebuild with nothing new: {again.wall:.1f} s, {again.cpu:.1f} s CPU "
         f"({again.count('figures drawn')} drawn); nightly / first build without figures: "
         f"{nightly.wall / a.wall:.2f}x"
     )

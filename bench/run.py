@@ -16,7 +16,9 @@ full re-download, store growth over nights, compression choices); ``video``
 (bench/video_bench.py: compress_videos' per-scene search against the original's CRF x
 resolution grid on three synthetic 1080p clips, targets 40/60/80); ``analysis``
 (bench/analysis_bench.py: results-table on a large results file against loading it whole,
-sensor figures per second with one drawing thread and with two processes).
+sensor figures per second with one drawing thread and with two processes); ``report``
+(bench/report_bench.py: ``longterm report`` over 100 participants x 90 days, first build,
+figures per second with one and two workers, nightly rebuild, site size, peak RSS).
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def _analysis(quick: bool) -> int:
     return analysis_bench.main(["--quick"] if quick else [])
 
 
+def _report(quick: bool) -> int:
+    import report_bench
+
+    return report_bench.main(["--quick"] if quick else [])
+
+
 SECTIONS: dict[str, Callable[[bool], int]] = {
     "rest": _rest,
     "feedback": _feedback,
@@ -81,6 +89,7 @@ SECTIONS: dict[str, Callable[[bool], int]] = {
     "backup": _backup,
     "video": _video,
     "analysis": _analysis,
+    "report": _report,
 }
 
 

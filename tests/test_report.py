@@ -122,6 +122,7 @@ def test_a_folder_gives_the_same_site_and_a_rebuild_redraws_only_changed_viewing
     again = report(sandbox, site, "--from", str(folder), "--json")
     counts = json.loads(again.out)["counts"]
     assert (counts["figures drawn"], counts["figures reused"]) == (0, drawn)
+    assert counts["results from the row cache"] == counts["viewings"]  # none parsed again
     assert sorted(p.name for p in (site / "figures").iterdir()) == figures
 
     # a new comment on a video (download-results attaches it to every viewing of that video)

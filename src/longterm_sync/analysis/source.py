@@ -64,6 +64,14 @@ def schedule_files(folder: Path) -> list[Path]:
 
 def iter_items(path: Path) -> Iterator[tuple[int, Any]]:
     """``(line, item)`` for every element of the JSON array in ``path``."""
+    for number, text, item in iter_raw(path):
+        yield number, parse_line(path, number, text) if text is not None else item
+
+
+def iter_raw(path: Path) -> Iterator[tuple[int, bytes | None, Any]]:
+    """``(line, bytes, None)`` for every element of a one-item-per-line array, unparsed (a
+    reader that caches by content skips the parse of what it has seen); ``(0, None, item)``
+    for each element of a pretty-printed file, which has to be parsed whole."""
     try:
         fh = path.open("rb")
     except OSError as exc:
@@ -101,22 +109,26 @@ def iter_items(path: Path) -> Iterator[tuple[int, Any]]:
                 return
             if text.endswith(b","):
                 text = text[:-1]
-            try:
-                item = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                why = "truncated item" if not text.endswith((b"}", b"]")) else "not JSON"
-                raise BadFile(path, number, f"{why} ({exc.msg})") from None
-            yield number, item
+            yield number, text, None
         if not closed:
             raise BadFile(path, number, "file ends without the closing ']' (truncated)")
 
 
-def _whole(path: Path) -> Iterator[tuple[int, Any]]:
+def parse_line(path: Path, number: int, text: bytes) -> Any:
+    """One line of :func:`iter_raw`; BadFile naming the line when it is not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        why = "truncated item" if not text.endswith((b"}", b"]")) else "not JSON"
+        raise BadFile(path, number, f"{why} ({exc.msg})") from None
+
+
+def _whole(path: Path) -> Iterator[tuple[int, None, Any]]:
     data = read_json(path)
     if not isinstance(data, list):
         raise BadFile(path, 1, "not a JSON array")
     for item in data:
-        yield 0, item
+        yield 0, None, item
 
 
 def read_json(path: Path) -> Any:

@@ -5,7 +5,7 @@ download-results and download-schedule wrote), or the server: then results, feed
 schedules and missing-video reports are first downloaded by the same pipelines as
 download-results and download-schedule into a temporary folder inside the site's folder,
 which is removed afterwards. Reading, reducing and rendering are blocking work and run in a
-thread; figures are drawn in worker processes (``[limits] figure_workers``).
+thread; figures are drawn in worker processes (``[limits] plot_processes``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,16 @@ from ..report.attention import needs_attention
 from ..report.figures import FigureCache, default_drawer
 from ..report.heatmap import build_heatmap
 from ..report.site import INDEX, SiteInfo, safe_participants, write_site
-from ..report.study import ReadOptions, Study, read_aliases, read_study
+from ..report.study import (
+    ROW_CACHE,
+    CacheEntry,
+    ReadOptions,
+    Study,
+    load_row_cache,
+    read_aliases,
+    read_study,
+    save_row_cache,
+)
 from ..select import Selection
 from ..summary import Summary
 from .fanout import check_output_dir, per_participant, resolve_into
@@ -68,6 +77,7 @@ async def run_report(profile: ServerProfile, limits: Limits, options: ReportOpti
     if options.source_dir is not None:
         await _build(profile, limits, options, options.source_dir, aliases, summary)
     else:
+        await asyncio.to_thread(_remove_stale_staging, options.site)
         staging = Path(
             await asyncio.to_thread(tempfile.mkdtemp, prefix=STAGING_PREFIX, dir=options.site)
         )
@@ -78,6 +88,13 @@ async def run_report(profile: ServerProfile, limits: Limits, options: ReportOpti
             await asyncio.to_thread(shutil.rmtree, staging, True)
     summary.elapsed_s = clock.monotonic() - began
     return summary
+
+
+def _remove_stale_staging(site: Path) -> None:
+    """Download folders a killed run left (the caller holds the site's lock)."""
+    for old in site.glob(f"{STAGING_PREFIX}*"):
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 async def _download(
@@ -139,11 +156,18 @@ async def _build(
         cached=figures.cached if figures.enabled else None,
         on_new_figure=figures.submit if figures.enabled else None,
     )
+    cache_path = options.site / ROW_CACHE
+    old_rows = await asyncio.to_thread(load_row_cache, cache_path, read)
+    rows: dict[bytes, CacheEntry] = {}
     try:
-        study: Study = await asyncio.to_thread(read_study, folder, read)
+        study: Study = await asyncio.to_thread(read_study, folder, read, old_rows, rows)
         drawn, figure_problems = await asyncio.to_thread(figures.finish)
     finally:
         await asyncio.to_thread(figures.close)
+    reused_rows = sum(1 for digest in rows if digest in old_rows)
+    del old_rows
+    await asyncio.to_thread(save_row_cache, cache_path, read, rows)
+    del rows
     for item, reason in study.problems:
         summary.fail(item, reason)
     for problem in figure_problems[:5]:
@@ -185,6 +209,7 @@ async def _build(
     summary.count("participants", len(participants))
     summary.count("viewings", sum(len(p.viewings) for p in participants))
     summary.count("pages", written.pages)
+    summary.count("results from the row cache", reused_rows)
     if figures.enabled:
         summary.count("figures drawn", drawn)
         summary.count("figures reused", figures.reused)

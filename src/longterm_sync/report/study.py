@@ -15,7 +15,10 @@ Only ``external_id`` and the experimenter's local aliases are kept: a schedule's
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import io
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -33,11 +36,14 @@ from ..analysis.source import (
     Keep,
     item_date,
     iter_items,
+    iter_raw,
+    parse_line,
     read_json,
     results_files,
     schedule_files,
 )
 from ..analysis.stats import form_content, local_iso
+from ..atomic import atomic_writer
 from ..errors import InputFileError
 from ..ids import is_safe_id, shown_id
 from ..pipelines.activity import UNANSWERED, Viewing, answer_part, viewing
@@ -167,6 +173,15 @@ def _device(result: dict[str, Any]) -> tuple[str, str, str]:
 
 def reduce_item(item: dict[str, Any], options: ReadOptions) -> ViewingRow | None:
     """One results item -> its row; None when it is not a result (a poison row)."""
+    row = _row(item, options)
+    if row is None:
+        return None
+    _key, shown, _drawable = _figure(item, options)
+    return dataclasses.replace(row, figure=shown)
+
+
+def _row(item: dict[str, Any], options: ReadOptions) -> ViewingRow | None:
+    """The row without its figure."""
     result = item.get("result")
     if not isinstance(result, dict):
         return None
@@ -176,20 +191,78 @@ def reduce_item(item: dict[str, Any], options: ReadOptions) -> ViewingRow | None
         if isinstance(question, dict) and isinstance(question.get("optional_id"), str):
             qid = question["optional_id"]
             answers[qid] = answer_part(result, qid).strip()
-    key = None
-    if options.figure_key is not None:
-        key = options.figure_key(item)
-        if options.cached is not None and not options.cached(key):
-            drawn = options.on_new_figure(key, item) if options.on_new_figure else False
-            key = key if drawn else None
     return ViewingRow(
         when=cell.when,
         video=_text(result.get("video")) or "(no video)",
         cell=cell,
         answers=answers,
         device=_device(result),
-        figure=key,
+        figure=None,
     )
+
+
+def _figure(
+    item: dict[str, Any], options: ReadOptions
+) -> tuple[str | None, str | None, bool | None]:
+    """(its figure's cache key, that key when the figure exists or is being drawn, whether
+    it can be drawn at all: None when not found out because the figure was cached)."""
+    if options.figure_key is None:
+        return None, None, None
+    key = options.figure_key(item)
+    if options.cached is not None and options.cached(key):
+        return key, key, None
+    drawn = options.on_new_figure(key, item) if options.on_new_figure else False
+    return key, (key if drawn else None), drawn
+
+
+# -- the row cache -----------------------------------------------------------------------------
+#
+# A nightly rebuild reads the whole study again, and most of its lines are the same bytes as
+# the night before. Each line's reduction is kept under a 16-byte digest of its bytes, with
+# what the selection needs (owner, date) and its figure's key: a line seen before is not
+# parsed at all. The cache is a pickle in the site's folder, written by this code only; any
+# problem reading it (another version, other options, a damaged file) means an empty cache.
+
+ROW_CACHE = ".rows-cache.pickle"
+ROW_CACHE_VERSION = 1
+
+CacheEntry = tuple[str, Any, ViewingRow | None, str | None, bool | None]
+"""(external_id, the item's date as written, row or None, figure key, drawable)."""
+
+
+def _signature(options: ReadOptions) -> tuple[Any, ...]:
+    return (ROW_CACHE_VERSION, options.tz.key, options.sec_margin, options.question)
+
+
+def load_row_cache(path: Path, options: ReadOptions) -> dict[bytes, CacheEntry]:
+    try:
+        with path.open("rb") as fh:
+            signature, entries = pickle.load(fh)
+    except FileNotFoundError:
+        return {}
+    except Exception:  # any damage: start again
+        return {}
+    if signature != _signature(options) or not isinstance(entries, dict):
+        return {}
+    return entries
+
+
+def save_row_cache(path: Path, options: ReadOptions, entries: dict[bytes, CacheEntry]) -> None:
+    with atomic_writer(path) as fh:
+        pickle.dump((_signature(options), entries), fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _cached_row(entry: CacheEntry, options: ReadOptions) -> ViewingRow | None:
+    """The cached row with its figure as it stands now; None when the line must be read
+    again (its figure is gone from the cache and has to be drawn)."""
+    _ext, _date, row, key, drawable = entry
+    if row is None or options.figure_key is None:
+        return row
+    if key is not None and options.cached is not None and options.cached(key):
+        return dataclasses.replace(row, figure=key)
+    if drawable is False:
+        return row  # no sensor data: nothing to draw
+    return None
 
 
 def _participant_files(files: list[Path], selection: Selection) -> list[Path]:
@@ -199,9 +272,17 @@ def _participant_files(files: list[Path], selection: Selection) -> list[Path]:
     return [f for f in files if f.name in wanted]
 
 
-def read_study(folder: Path, options: ReadOptions) -> Study:
+def read_study(
+    folder: Path,
+    options: ReadOptions,
+    old_rows: dict[bytes, CacheEntry] | None = None,
+    rows: dict[bytes, CacheEntry] | None = None,
+) -> Study:
     """Blocking (run it in a thread). Bad files are problems, not errors: what was read
-    before the bad line is kept, as in the analysis commands."""
+    before the bad line is kept, as in the analysis commands. ``old_rows`` is the row cache
+    of the previous build; ``rows`` receives this build's (only the lines seen now)."""
+    old_rows = old_rows if old_rows is not None else {}
+    rows = rows if rows is not None else {}
     if not folder.is_dir():
         raise InputFileError(
             f"{folder} is not a folder",
@@ -218,15 +299,7 @@ def read_study(folder: Path, options: ReadOptions) -> Study:
         files = []  # a study with schedules but no results yet
     for path in _participant_files(files, options.selection) if files else []:
         try:
-            for _line, item in iter_items(path):
-                if not keep(item):
-                    continue
-                study.items += 1
-                row = reduce_item(item, options)
-                if row is None:
-                    study.not_results += 1
-                    continue
-                study.get(str(item.get("external_id") or "")).viewings.append(row)
+            _read_results(path, keep, options, study, old_rows, rows)
         except BadFile as exc:
             study.problems.append((f"{exc.path}:{exc.line}", exc.reason))
     _read_feedback(folder, keep, study)
@@ -249,6 +322,51 @@ def read_study(folder: Path, options: ReadOptions) -> Study:
             if v.when is not None
         )
     return study
+
+
+def _read_results(
+    path: Path,
+    keep: Keep,
+    options: ReadOptions,
+    study: Study,
+    old_rows: dict[bytes, CacheEntry],
+    rows: dict[bytes, CacheEntry],
+) -> None:
+    for number, text, parsed in iter_raw(path):
+        digest = hashlib.blake2b(text, digest_size=16).digest() if text is not None else None
+        entry = old_rows.get(digest) if digest is not None else None
+        if entry is not None:
+            ext, date = entry[0], entry[1]
+            if not keep({"external_id": ext, "date": date}):
+                continue
+            row = _cached_row(entry, options)
+            if row is not None or entry[2] is None:
+                assert digest is not None
+                rows[digest] = entry
+                study.items += 1
+                if row is None:
+                    study.not_results += 1
+                else:
+                    study.get(ext).viewings.append(row)
+                continue
+        item = parse_line(path, number, text) if text is not None else parsed
+        if not keep(item):
+            continue
+        study.items += 1
+        ext = str(item.get("external_id") or "")
+        base = _row(item, options)
+        row = base
+        key: str | None = None
+        drawable: bool | None = None
+        if base is not None:
+            key, shown, drawable = _figure(item, options)
+            row = dataclasses.replace(base, figure=shown)
+        if digest is not None:
+            rows[digest] = (ext, item.get("date"), base, key, drawable)
+        if row is None:
+            study.not_results += 1
+            continue
+        study.get(ext).viewings.append(row)
 
 
 def _read_feedback(folder: Path, keep: Keep, study: Study) -> None:
