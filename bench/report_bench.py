@@ -10,7 +10,7 @@ the whole process tree sampled every 50 ms):
 (a) first build of the whole study without figures (``--no-figures``): reading, reducing
     and the pages;
 (b) figures per second: a first build with figures of the first ``--figure-users``
-    participants, with ``[limits] figure_workers = 1`` and then 2 (both cores), and the
+    participants, with ``[limits] plot_processes = 1`` and then 2 (both cores), and the
     speed-up between them;
 (c) nightly rebuild after one new day for every participant, with figures, of a site whose
     cache holds the figure of every earlier viewing (only the new day's are drawn); and the
@@ -212,7 +212,7 @@ def size_of(folder: Path, pattern: str = "*") -> int:
 def config_with(workdir: Path, workers: int) -> Path:
     path = workdir / f"workers{workers}.toml"
     path.write_text(
-        f'[servers.bench]\nurl = "http://127.0.0.1:9"\n\n[limits]\nfigure_workers = {workers}\n'
+        f'[servers.bench]\nurl = "http://127.0.0.1:9"\n\n[limits]\nplot_processes = {workers}\n'
     )
     return path
 
@@ -265,7 +265,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
         mean_pair = size_of(site_b / "figures") / max(1, drawn)
         yield (
             f"(b) first build with figures, {args.figure_users} participants, "
-            f"figure_workers={workers}: {b.wall:.1f} s, {drawn} figures, "
+            f"plot_processes={workers}: {b.wall:.1f} s, {drawn} figures, "
             f"{drawn / b.wall:.2f} figures/s ({drawn / b.cpu:.2f} per CPU second), {b.cpu:.0f} s "
             f"CPU ({b.cores:.2f} cores busy), peak RSS "
             f"{b.rss_mb:.0f} MB; a figure and its thumbnail {mean_pair / 1000:.0f} KB"

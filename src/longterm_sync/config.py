@@ -139,10 +139,11 @@ class Limits:
     is decoded, so memory is negligible. OpenSSH sends at most 256 KiB."""
 
     plot_processes: int = 2
-    """Processes drawing sensor figures (download-plot-gyro-sequence --save). Each is one more
-    Python process with matplotlib (~90 MB) holding at most two viewings' samples; 1 draws in
-    a thread of the main process (no start-up cost, for a handful of figures). More than the
-    CPU cores is wasted."""
+    """Processes drawing sensor figures (download-plot-gyro-sequence --save, and longterm
+    report's figure cache). Each is one more Python process with matplotlib (~90 MB) holding
+    at most two viewings' samples; 1 draws in a thread of the main process (no start-up cost,
+    for a handful of figures; longterm report always draws in processes). More than the CPU
+    cores is wasted."""
 
     def validate(self) -> Limits:
         for f in dataclasses.fields(self):

@@ -48,12 +48,18 @@ def source_for(ctx: Context) -> Source:
     are used): without a usable one, the config's defaults stand in."""
     folder = ctx.args.source_dir
     if folder:
-        try:
-            ctx.profile  # noqa: B018 - resolves (and caches) the profile
-        except ConfigError:
-            # an address needs no [servers] entry; nothing is ever sent to it
-            ctx.__dict__["profile"] = ctx.config.profile(LOCAL_ONLY)
+        folder_profile(ctx)
     return Source(selection=selection_for(ctx), folder=Path(folder) if folder else None)
+
+
+def folder_profile(ctx: Context) -> None:
+    """Reading a folder needs no server profile (only its timezone and salt are used):
+    without a usable one, the config's defaults stand in."""
+    try:
+        ctx.profile  # noqa: B018 - resolves (and caches) the profile
+    except ConfigError:
+        # an address needs no [servers] entry; nothing is ever sent to it
+        ctx.__dict__["profile"] = ctx.config.profile(LOCAL_ONLY)
 
 
 def print_table(ctx: Context, lines: list[str]) -> None:

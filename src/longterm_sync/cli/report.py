@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..pipelines.report import ReportOptions, run_report
 from ..select import SELECTION_HELP, add_selection_arguments
+from .analysis_flags import folder_profile
 from .common import Context, add_output_arguments, add_server_arguments
 from .selection import selection_for
 from .user_activity import _date, _days, _margin, _question
@@ -20,8 +21,9 @@ Write a static HTML site into --html DIR (index.html is the overview; one page p
 participant in p/), from --from DIR (a backup's text_files/latest/, or a folder that
 download-results and download-schedule wrote) or, without --from, from the server (results,
 feedback, schedules and missing-video reports are downloaded into a temporary folder inside
-DIR first). Open DIR/index.html in a browser: relative links, inline CSS, no script, nothing
-fetched from the network, so the folder works from disk or a USB stick.
+DIR first; with --from no server profile is needed). Open DIR/index.html in a browser:
+relative links, inline CSS, no script, nothing fetched from the network, so the folder works
+from disk or a USB stick.
 
 Overview: the adherence heatmap of participants x days (the last --days days ending --until),
 each cell exactly the user_activity cell of that day (same text, same colours as its --xlsx
@@ -133,6 +135,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: Context) -> int:
     args = ctx.args
+    if args.source_dir is not None:
+        folder_profile(ctx)
     now = None
     if args.until is not None:
         now = datetime.combine(args.until, time(23, 59, 59), tzinfo=ctx.profile.tz)

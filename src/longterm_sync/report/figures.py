@@ -5,8 +5,8 @@ A figure's file name is the sha256 of the drawing's version and the result item'
 result that did not change keeps its figure, so a nightly rebuild of a long study draws only
 the new viewings. Figures nothing refers to any more are removed at the end of a build.
 
-Drawing is CPU work in matplotlib: it runs in worker processes (``figure_workers``, default
-one per core) fed by the thread that reads the folder; at most a few jobs wait at once, each
+Drawing is CPU work in matplotlib: it runs in worker processes (``[limits] plot_processes``,
+default 2) fed by the thread that reads the folder; at most a few jobs wait at once, each
 the viewing reduced to float32 arrays, so memory does not grow with the study. What is drawn
 and how is the analysis code's (:mod:`longterm_sync.analysis.plots`), through a
 :class:`Drawer`: this module only caches and schedules.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -46,10 +45,6 @@ class Drawer:
     version: str
     prepare: Callable[[dict[str, Any]], Any | None]
     render: Callable[[Any, Path, Path], None]
-
-
-def figure_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 class FigureCache:
