@@ -24,6 +24,7 @@ from ..api import PlatformClient
 from ..atomic import write_bytes_atomic
 from ..config import Limits, ServerProfile
 from ..errors import ProtocolError
+from ..events import Job
 from ..ids import shown_id
 from ..jsonstream import dump_array
 from ..report.attention import needs_attention
@@ -119,12 +120,12 @@ async def _missing_reports(
 ) -> list[Any]:
     async with PlatformClient(profile, limits) as client:
         scratch = Summary(command="report")  # who is selected was reported by the downloads
-        participants = await resolve_into(selection, client, scratch)
+        participants = await resolve_into(selection, client, Job("report", summary=scratch))
 
         async def fetch(p: Any) -> list[Any]:
             return await client.missing_videos(p.external_id)
 
-        got = await per_participant(participants, limits, fetch, summary)
+        got = await per_participant(participants, limits, fetch, Job("report", summary=summary))
         summary.bytes += client.bytes_received
     out: list[Any] = []
     for rows in got:
