@@ -114,8 +114,8 @@ async def run_compress_videos(
             raise first_error(errors) from None
         jobs = [task.result() for task in tasks]
         reports: list[dict[str, Any]] = []
-        for job in jobs:
-            report = await _one(job, options, work_root, say, summary)
+        for index, job in enumerate(jobs):
+            report = await _one(job, options, work_root / f"{index:04d}", say, summary)
             if report is not None:
                 reports.append(report)
         summary.details["reports"] = reports
@@ -128,14 +128,14 @@ async def run_compress_videos(
 async def _one(
     job: Job,
     options: CompressOptions,
-    work_root: Path,
+    work: Path,
     say: Callable[[str, str], None],
     summary: Summary,
 ) -> dict[str, Any] | None:
+    """One file; its ffmpeg failure is recorded in ``summary`` and the run goes on."""
     assert job.info is not None
     name = job.path.name
-    work = work_root / f"{len(summary.files):04d}"
-    work.mkdir()
+    await asyncio.to_thread(work.mkdir)
     video_name, source_name, report_name = output_names(job)
     joined = work / "joined.mp4"
     try:
