@@ -45,6 +45,9 @@ def test_demo_human_summary_masks_the_token(tmp_path: Path) -> None:
     done = run_cli(["demo", "--dir", str(tmp_path / "d"), *SMALL])
     assert done.code == 0, done.err
     assert "after a new day" in done.out and "records added" in done.out
+    site = done.out.rsplit("the study's HTML site: ", 1)[1].strip()
+    assert site == str((tmp_path / "d" / "backup" / "report" / "index.html").resolve())
+    assert "Needs attention" in Path(site).read_text(encoding="utf-8")
     token = (tmp_path / "d" / "server" / "config.toml").read_text().split('token = "')[1][:40]
     assert token not in done.out + done.err
     assert f"{token[:4]}...{token[-4:]}" in done.out
