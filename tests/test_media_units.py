@@ -158,12 +158,11 @@ def test_connections_and_files_in_flight_follow_the_ssh_window() -> None:
     """Issue 11: a 16 MiB window carries 64 small files at once and needs four connections
     of OpenSSH's 2 MiB window to upload as much; asyncssh's 2 MiB keeps the old figures."""
     from longterm_sync.config import Limits
-    from longterm_sync.media.sftp import small_allowance, upload_connections
 
     wide = Limits()
     assert wide.ssh_window == 16 << 20
-    assert small_allowance(wide) == 64 and upload_connections(wide) == 4
+    assert wide.small_allowance() == 64 and wide.upload_connections() == 4
     narrow = Limits(ssh_window=2 << 20)
-    assert small_allowance(narrow) == 4 * narrow.sftp_transfers
-    assert upload_connections(narrow) == 1
-    assert upload_connections(Limits(ssh_window=2 << 20, sftp_connections=3)) == 3
+    assert narrow.small_allowance() == 4 * narrow.sftp_transfers
+    assert narrow.upload_connections() == 1
+    assert Limits(ssh_window=2 << 20, sftp_connections=3).upload_connections() == 3

@@ -17,7 +17,7 @@ from backup_helpers import backup_json, participant_ids, post
 from clitools import run_cli
 from fixtures_sandbox import SandboxInfo
 from longterm_sync.analysis.devices import device_spans
-from longterm_sync.pipelines.activity import COLOURS
+from longterm_sync.render.activity import COLOURS
 from longterm_sync.report.attention import alerts_for
 from longterm_sync.report.study import ParticipantData, ReadOptions, reduce_item
 from longterm_sync.select import Selection

@@ -52,10 +52,54 @@ def mask_token(token: str | None) -> str:
 MAX_SFTP_BLOCK = 261120  # the largest read or write OpenSSH's sftp-server accepts
 MIN_SSH_PACKET = 32768  # RFC 4254: every implementation handles packets this large
 
+# -- limits derived from the settings, not worth a setting of their own ---------------------
+# Each is a cost measured or reasoned once; changing one means re-running ``make bench``.
+
+PARSE_SLOTS = 2
+"""Answers parsed at once (decoded, reduced, re-encoded), whatever ``rest_concurrency``
+fetches: orjson and msgspec hold the GIL, so more buys no speed, and parsed rows take
+several times the memory of their JSON (download-results, user_activity, the analysis
+tables, the backup)."""
+
+WINDOW_READAHEAD = 2
+"""Windows download-results holds beyond ``rest_concurrency`` (see
+:attr:`Limits.window_slots`): while the head window of a participant is being written, the
+next requests are already in flight, so no connection idles on the disk."""
+
+DOWNLOAD_BACKLOG = 32 << 20
+"""Bytes of one video download allowed to wait for the disk before reading pauses. Memory
+bound: this times the files in flight (``sftp_transfers`` per connection)."""
+
+COMMIT_THREADS = 16
+"""Threads that fsync and install downloaded videos. fsync waits on the disk, not the CPU,
+and concurrent fsyncs share one journal commit: with many small files, more threads than
+asyncio's default executor (cores + 4) measured faster."""
+
+SMALL_FILE = 1 << 20
+"""Videos up to this size are latency-bound: they use the small-file allowance
+(:meth:`Limits.small_allowance`) instead of a ``sftp_transfers`` slot."""
+SMALL_FACTOR = 4
+"""The small-file allowance is at least this many times ``sftp_transfers``."""
+SMALL_NOMINAL = 256 << 10
+"""The size the small-file allowance assumes (the platform's short clips and thumbnails):
+``ssh_window`` / this many files fill one connection's window."""
+SMALL_MAX = 256
+"""Upper bound on small files in flight per connection (each is a task and three requests)."""
+SERVER_WINDOW = 2 << 20
+"""OpenSSH's receive window for a session channel (fixed at 2 MiB, not tunable by a client):
+on one connection an upload moves at most this much per round trip (50 MB/s at 40 ms)."""
+MAX_UPLOAD_CONNECTIONS = 4
+"""Each upload connection is one more sshd process and login on the server."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:
     """Every concurrency and retry limit, with what raising it costs.
+
+    The few limits derived from these rather than set (parse slots, window read-ahead, the
+    download backlog, commit threads, the small-file allowance) are the named constants
+    just above, each with its reason; nothing else in the package bounds memory or
+    parallelism on its own.
 
     Read from ``[limits]`` in ``config.toml``; unknown keys are an error so a typo is not
     silently ignored.
@@ -144,6 +188,25 @@ class Limits:
     at most two viewings' samples; 1 draws in a thread of the main process (no start-up cost,
     for a handful of figures; longterm report always draws in processes). More than the CPU
     cores is wasted."""
+
+    @property
+    def window_slots(self) -> int:
+        """Windows of results in memory at once in download-results (and its workers):
+        ``rest_concurrency`` in flight plus :data:`WINDOW_READAHEAD`."""
+        return self.rest_concurrency + WINDOW_READAHEAD
+
+    def small_allowance(self) -> int:
+        """Small files in flight per SSH connection: as many as one window carries at once,
+        so a long round trip is covered by files in flight rather than paid file after file."""
+        by_window = self.ssh_window // SMALL_NOMINAL
+        return max(self.sftp_transfers * SMALL_FACTOR, min(SMALL_MAX, by_window))
+
+    def upload_connections(self) -> int:
+        """Connections for an upload: enough that the server's windows add up to the
+        in-flight amount ``ssh_window`` budgets for a download, within
+        :data:`MAX_UPLOAD_CONNECTIONS`, never fewer than ``sftp_connections``."""
+        wanted = -(-self.ssh_window // SERVER_WINDOW)
+        return max(self.sftp_connections, min(MAX_UPLOAD_CONNECTIONS, wanted))
 
     def validate(self) -> Limits:
         for f in dataclasses.fields(self):

@@ -35,11 +35,8 @@ exempt from the warning by convention.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import math
 import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -50,6 +47,7 @@ from zoneinfo import ZoneInfo
 from .errors import SelectionError
 from .ids import external_id as hash_external_id
 from .ids import is_safe_id, shown_id
+from .spreadsheet import cell_text, read_table
 from .timeutil import parse_datetime
 
 log = logging.getLogger("longterm_sync.select")
@@ -57,8 +55,6 @@ log = logging.getLogger("longterm_sync.select")
 STAFF_ACCOUNTS = frozenset({"admin", "operator", "root"})
 """Usernames that are expected to have no schedule and are never reported as orphans."""
 
-EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
-CSV_SUFFIXES = (".csv", ".txt")
 _ID_RE = re.compile(r"^[^\s,]+$")
 
 
@@ -152,52 +148,6 @@ class Directory(Protocol):
     async def schedules(
         self, external_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]: ...
-
-
-SELECTION_HELP = """\
-PARTICIPANT SELECTION
-  With none of the flags below, every participant is covered (accounts without a schedule,
-  i.e. orphans of a failed upload, are left out and reported). Priority when several are given:
-  --excel_time > --external_id_time > --user_time.
-  --user_time "name,surname,phone[,start,stop]"  one participant; the name is hashed locally
-  --user_time ",,,start,stop"                   every participant, only results in the range
-  --external_id_time "id[,start,stop]"          one participant by external_id
-  --excel_time users.xlsx|users.csv             columns external_id,start_date,stop_date;
-                                                rows not active today are skipped and listed
-  Dates are ISO 8601 in the server's timezone unless they carry an offset; a date-only stop
-  includes that whole day. A malformed value stops the run (exit 2) before anything is sent.
-"""
-
-
-def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
-    """The three flags, spelled as the original scripts did (``nargs="?"``, ``=`` form)."""
-    group = parser.add_argument_group("participant selection (priority: excel > id > user)")
-    group.add_argument(
-        "--user_time",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="USER_TIME",
-        help='"name,surname,phone[,start,stop]" one participant, or ",,,start,stop" '
-        "every participant in a date range; empty = every participant",
-    )
-    group.add_argument(
-        "--external_id_time",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="EXTERNAL_ID_TIME",
-        help='"external_id[,start,stop]" one participant by its external_id',
-    )
-    group.add_argument(
-        "--excel_time",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="EXCEL_TIME",
-        help="participants listed in a .xlsx or .csv file "
-        "(columns external_id,start_date,stop_date); rows not active today are skipped",
-    )
 
 
 def _blank(value: str | None) -> bool:
@@ -298,94 +248,6 @@ def _parse_external_id_time(value: str, *, tz: ZoneInfo) -> Selection:
     return Selection(participants=[Participant(ext, start, stop)], source="external_id")
 
 
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # .xls (Excel 97-2003); .xlsx/.xlsm are zip files
-
-
-def _read_table(path: Path) -> Any:
-    """The spreadsheet as a pandas DataFrame of objects; every failure is one line of ours.
-
-    A CSV may be separated by ``;`` (Excel's export where the comma is the decimal mark, e.g.
-    Polish and Norwegian locales) and may start with Excel's UTF-8 byte order mark.
-    """
-    import pandas as pd
-
-    suffix = path.suffix.lower()
-    if suffix not in EXCEL_SUFFIXES + CSV_SUFFIXES:
-        raise SelectionError(
-            f"--excel_time: {path.name}: unsupported file type {suffix or '(none)'!r}",
-            hint="use .xlsx or .csv",
-        )
-    if not path.is_file():
-        raise SelectionError(f"--excel_time: {path} does not exist")
-    try:
-        if suffix in EXCEL_SUFFIXES:
-            _check_workbook(path, suffix)
-            return pd.read_excel(path, dtype=object)
-        return pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-            sep=_csv_separator(path),
-            encoding="utf-8-sig",
-        )
-    except SelectionError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise SelectionError(f"--excel_time: {path} is empty") from None
-    except UnicodeDecodeError:
-        raise SelectionError(
-            f"--excel_time: {path.name} is not UTF-8 text",
-            hint='save it from Excel as "CSV UTF-8", or as .xlsx',
-        ) from None
-    except OSError as exc:
-        raise SelectionError(f"--excel_time: cannot read {path}: {exc.strerror}") from None
-    except Exception:  # pandas/openpyxl raise many types for a corrupt file; their text
-        # names their internals, not the user's file
-        raise SelectionError(
-            f"--excel_time: {path.name} could not be read as a {_kind(suffix)}",
-            hint="open it in Excel and save it again as .xlsx or CSV UTF-8",
-        ) from None
-
-
-def _kind(suffix: str) -> str:
-    return "CSV file" if suffix in CSV_SUFFIXES else f"{suffix} workbook"
-
-
-def _check_workbook(path: Path, suffix: str) -> None:
-    """A file named .xlsx that is not one (a CSV or HTML export renamed) is named as such."""
-    with open(path, "rb") as fh:
-        head = fh.read(512)
-    ok = head.startswith(_OLE_MAGIC) if suffix == ".xls" else zipfile.is_zipfile(path)
-    if ok:
-        return
-    text = b"\0" not in head
-    raise SelectionError(
-        f"--excel_time: {path.name} is not really a {suffix} workbook"
-        + (" (it is text, perhaps CSV)" if text else ""),
-        hint="rename a CSV to .csv, or save the file from Excel as .xlsx",
-    )
-
-
-def _csv_separator(path: Path) -> str:
-    """``;`` when the header line has more semicolons than commas, else ``,``."""
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        header = fh.readline()
-    return ";" if header.count(";") > header.count(",") else ","
-
-
-def _cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    if type(value).__name__ in {"NaTType", "NAType"}:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # a phone number read as a float
-    return str(value).strip()
-
-
 def _cell_bound(value: Any, tz: ZoneInfo, *, is_stop: bool, where: str) -> datetime | None:
     """A date cell: a spreadsheet datetime or an ISO string; midnight stop = whole day."""
     if isinstance(value, datetime):  # pandas Timestamp is a datetime subclass
@@ -399,14 +261,12 @@ def _cell_bound(value: Any, tz: ZoneInfo, *, is_stop: bool, where: str) -> datet
         parsed = datetime.combine(value, time(), tzinfo=tz)
         return _end_of_day(parsed, tz) if is_stop else parsed
     label = "stop_date" if is_stop else "start_date"
-    return _parse_bound(
-        _cell_text(value), tz, is_stop=is_stop, what=f"--excel_time{where}: {label}"
-    )
+    return _parse_bound(cell_text(value), tz, is_stop=is_stop, what=f"--excel_time{where}: {label}")
 
 
 def _parse_excel_time(value: str, *, salt: str, tz: ZoneInfo, now: datetime) -> Selection:
     path = Path(value.strip()).expanduser()
-    table = _read_table(path)
+    table = read_table(path)
     columns = {str(c).strip().lower(): c for c in table.columns}
     has_id = "external_id" in columns
     has_names = all(k in columns for k in ("name", "surname", "phone"))
@@ -427,18 +287,18 @@ def _parse_excel_time(value: str, *, salt: str, tz: ZoneInfo, now: datetime) -> 
         line = index + 2  # header is line 1
         where = f": {path.name} row {line}"
         cells = {k: row[c] for k, c in columns.items()}
-        if all(not _cell_text(v) for v in cells.values()):
+        if all(not cell_text(v) for v in cells.values()):
             continue  # blank row, common at the end of a spreadsheet
-        ext = _cell_text(cells["external_id"]) if has_id else ""
+        ext = cell_text(cells["external_id"]) if has_id else ""
         if not ext and has_names:
-            name, surname, phone = (_cell_text(cells[k]) for k in ("name", "surname", "phone"))
+            name, surname, phone = (cell_text(cells[k]) for k in ("name", "surname", "phone"))
             if name and surname and phone:
                 ext = hash_external_id(name, surname, phone, salt=salt)
         if not ext:
             raise SelectionError(f"--excel_time{where}: no external_id")
         start = _cell_bound(cells["start_date"], tz, is_stop=False, where=where)
         stop = _cell_bound(cells["stop_date"], tz, is_stop=True, where=where)
-        typed = (_cell_text(cells["start_date"]), _cell_text(cells["stop_date"]))
+        typed = (cell_text(cells["start_date"]), cell_text(cells["stop_date"]))
         _check_range(start, stop, "excel_time", typed, where)
         if ext in seen:
             warnings.append(
@@ -501,20 +361,6 @@ def parse_selection(
         )
     log.debug("selection: %s", selection.describe())
     return selection
-
-
-def selection_from_args(
-    args: argparse.Namespace, *, salt: str, tz: ZoneInfo, now: datetime | None = None
-) -> Selection:
-    """:func:`parse_selection` from the flags :func:`add_selection_arguments` added."""
-    return parse_selection(
-        getattr(args, "user_time", None),
-        getattr(args, "external_id_time", None),
-        getattr(args, "excel_time", None),
-        salt=salt,
-        tz=tz,
-        now=now,
-    )
 
 
 def _schedule_ids(rows: list[dict[str, Any]]) -> set[str]:

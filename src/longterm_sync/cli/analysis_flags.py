@@ -8,9 +8,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..pipelines.analysis import Source
-from ..select import SELECTION_HELP, add_selection_arguments
 from .common import Context, add_output_arguments, add_server_arguments
-from .selection import selection_for
+from .selection import SELECTION_HELP, add_selection_arguments, selection_for
 
 LOCAL_ONLY = "http://127.0.0.1"
 SOURCE_HELP = f"""\

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ..analysis import plots
 from ..pipelines.analysis import PlotOptions, run_plot_gyro
-from ..select import SELECTION_HELP
 from .analysis_flags import add_source_arguments, source_for
 from .common import Context
+from .selection import SELECTION_HELP
 
 NAME = "download-plot-gyro-sequence"
 ORDER = 45

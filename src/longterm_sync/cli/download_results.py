@@ -6,10 +6,9 @@ import argparse
 from functools import partial
 
 from ..pipelines.results import MODES, ResultsOptions, run_download_results
-from ..select import SELECTION_HELP, add_selection_arguments
 from .common import Context, add_output_arguments, add_server_arguments
 from .reporters import ItemBar
-from .selection import selection_for
+from .selection import SELECTION_HELP, add_selection_arguments, selection_for
 
 NAME = "download-results"
 ORDER = 30

@@ -6,11 +6,10 @@ import argparse
 from functools import partial
 
 from ..pipelines.schedules import ScheduleOptions, run_download_schedule
-from ..select import SELECTION_HELP, add_selection_arguments
 from ..summary import Summary
 from .common import Context, add_output_arguments, add_server_arguments, pick_path
 from .reporters import ByteBar
-from .selection import selection_for
+from .selection import SELECTION_HELP, add_selection_arguments, selection_for
 
 NAME = "download-schedule"
 ORDER = 20

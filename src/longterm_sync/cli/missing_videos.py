@@ -6,9 +6,9 @@ import argparse
 
 from ..analysis.missing import COLUMNS, CSV_NAME
 from ..pipelines.analysis import ReportOptions, run_missing_videos
-from ..select import SELECTION_HELP
 from .analysis_flags import add_source_arguments, print_table, source_for
 from .common import Context
+from .selection import SELECTION_HELP
 
 NAME = "missing-videos"
 ORDER = 62

@@ -7,10 +7,9 @@ from datetime import datetime, time
 from pathlib import Path
 
 from ..pipelines.report import ReportOptions, run_report
-from ..select import SELECTION_HELP, add_selection_arguments
 from .analysis_flags import folder_profile
 from .common import Context, add_output_arguments, add_server_arguments
-from .selection import selection_for
+from .selection import SELECTION_HELP, add_selection_arguments, selection_for
 from .user_activity import _date, _days, _margin, _question
 
 NAME = "report"

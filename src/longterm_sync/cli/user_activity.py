@@ -6,9 +6,8 @@ import argparse
 from datetime import date, datetime, time
 
 from ..pipelines.activity import ActivityOptions, run_activity
-from ..select import SELECTION_HELP, add_selection_arguments
 from .common import Context, add_output_arguments, add_server_arguments
-from .selection import selection_for
+from .selection import SELECTION_HELP, add_selection_arguments, selection_for
 
 NAME = "user_activity"
 ORDER = 41

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..pipelines.feedback import FeedbackOptions, run_feedback
-from ..select import SELECTION_HELP, add_selection_arguments
 from .common import Context, add_output_arguments, add_server_arguments
-from .selection import selection_for
+from .selection import SELECTION_HELP, add_selection_arguments, selection_for
 
 NAME = "user_feedback"
 ORDER = 40

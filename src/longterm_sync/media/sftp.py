@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncssh
 
-from ..config import Limits, ServerProfile
+from ..config import SMALL_FILE, Limits, ServerProfile
 from ..errors import AuthError, ConfigError, ConnectError, FileFailed, RemoteError
 from .hostkeys import HostKeyPolicy, client_factory
 
@@ -39,39 +39,6 @@ ENCRYPTION_PREFERENCE = (
 )
 
 #: Errors that mean the connection itself is gone: every other file would fail too.
-SMALL_FILE = 1 << 20
-"""Files up to this size are latency-bound: they use the larger small-file allowance."""
-SMALL_FACTOR = 4
-"""The small-file allowance is at least this many times ``sftp_transfers``."""
-SMALL_NOMINAL = 256 << 10
-"""The size the small-file allowance assumes (the platform's short clips and thumbnails):
-``ssh_window`` / this many files fill one connection's window."""
-SMALL_MAX = 256
-"""Upper bound on small files in flight per connection (each is a task and three requests)."""
-
-
-SERVER_WINDOW = 2 << 20
-"""OpenSSH's receive window for a session channel (fixed at 2 MiB, not tunable by a client):
-on one connection an upload moves at most this much per round trip (50 MB/s at 40 ms)."""
-MAX_UPLOAD_CONNECTIONS = 4
-"""Each connection is one more sshd process and login on the server."""
-
-
-def upload_connections(limits: Limits) -> int:
-    """Connections for an upload: enough that the server's windows add up to the in-flight
-    amount ``ssh_window`` budgets for a download, within :data:`MAX_UPLOAD_CONNECTIONS`,
-    never fewer than ``sftp_connections``."""
-    wanted = -(-limits.ssh_window // SERVER_WINDOW)
-    return max(limits.sftp_connections, min(MAX_UPLOAD_CONNECTIONS, wanted))
-
-
-def small_allowance(limits: Limits) -> int:
-    """Small files in flight per connection: as many as one window carries at once, so a
-    long round trip is covered by files in flight rather than paid file after file."""
-    by_window = limits.ssh_window // SMALL_NOMINAL
-    return max(limits.sftp_transfers * SMALL_FACTOR, min(SMALL_MAX, by_window))
-
-
 MD5_BATCH = 512
 """Files per remote ``md5sum`` command (one process start on the server per batch)."""
 MD5_BATCHES = 2
@@ -268,7 +235,7 @@ class _Slot:
 
 class SftpPool:
     """``connections`` (default ``sftp_connections``) connections, each with at most
-    ``sftp_transfers`` large files in flight (:func:`small_allowance` small ones).
+    ``sftp_transfers`` large files in flight (:meth:`Limits.small_allowance` small ones).
 
     Cheap requests (listing, stat, sidecars) use :attr:`sftp` directly; transfers go
     through :meth:`transfer`, which waits for a free slot on the least busy connection.
@@ -359,10 +326,10 @@ class SftpPool:
 
         A file of at most :data:`SMALL_FILE` bytes is one or two requests: latency, not
         bandwidth, bounds it, and its buffers are tiny, so such files get their own, larger
-        allowance (:func:`small_allowance`) instead of holding a large-file slot.
+        allowance (:meth:`Limits.small_allowance`) instead of holding a large-file slot.
         """
         small = size is not None and size <= SMALL_FILE
-        cap = small_allowance(self.limits) if small else self.limits.sftp_transfers
+        cap = self.limits.small_allowance() if small else self.limits.sftp_transfers
 
         def used(slot: _Slot) -> int:
             return slot.small if small else slot.active

@@ -32,8 +32,6 @@ from .sftp import (
     connection_lost,
     describe,
     sftp_error_text,
-    small_allowance,
-    upload_connections,
 )
 from .transfer import download, upload
 from .worker import run_worker
@@ -70,7 +68,7 @@ def _phase(what: str, started: float) -> None:
 def _workers(limits: Limits) -> int:
     # As many as can transfer at once (small files have a larger allowance, see
     # SftpPool.transfer) plus a few, so the next files' sidecars are read meanwhile.
-    return limits.sftp_connections * small_allowance(limits) + 2
+    return limits.sftp_connections * limits.small_allowance() + 2
 
 
 async def mirror_down(
@@ -373,7 +371,7 @@ async def push_up(
     plan: list[dict[str, str]] = []
     sidecars: asyncio.Future[int] | None = None
     # The server's window, not ours, bounds an upload's bytes in flight per connection.
-    conns = limits.sftp_connections if dry_run else upload_connections(limits)
+    conns = limits.sftp_connections if dry_run else limits.upload_connections()
     try:
         async with SftpPool(
             profile, limits, accept_new_host_key=accept_new_host_key, connections=conns

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO, cast
 import asyncssh
 
 from ..atomic import fsync_dir, local_io_error
+from ..config import COMMIT_THREADS, DOWNLOAD_BACKLOG
 from ..errors import FileFailed, LocalIOError
 from .meter import Meter
 from .names import SIDECAR_SUFFIX, partial_name
@@ -43,17 +44,9 @@ log = logging.getLogger("longterm_sync.media.transfer")
 EARLY_SYNC = 64 << 20
 """A large download is flushed to disk every this many bytes while it streams, so the fsync
 before its rename does not wait for the whole file to reach the disk at the end."""
-SINK_BACKLOG = 32 << 20
-"""Bytes of one download allowed to wait for the disk before reading pauses (memory bound:
-this times the files in flight)."""
 THREAD_MIN_SIZE = 4 << 20  # smaller files are written and hashed in one to_thread call
 READ_AHEAD = 1 << 20  # local bytes read (and hashed) per thread hop when uploading
 
-
-COMMIT_THREADS = 16
-"""Threads that fsync and install downloaded files. fsync waits on the disk, not the CPU,
-and concurrent fsyncs share one journal commit: with many small files, more threads than
-asyncio's default executor (cores + 4) measured faster."""
 
 _COMMIT_POOL: ThreadPoolExecutor | None = None
 
@@ -151,8 +144,8 @@ class _Sink:
     async def drain(self) -> None:
         """Backpressure: when the disk is slower than the network, stop reading until the
         writer has caught up, instead of buffering the file in memory."""
-        if self.threaded and self._backlog > SINK_BACKLOG:
-            await asyncio.to_thread(self._wait_below, SINK_BACKLOG // 2)
+        if self.threaded and self._backlog > DOWNLOAD_BACKLOG:
+            await asyncio.to_thread(self._wait_below, DOWNLOAD_BACKLOG // 2)
 
     def _join(self) -> None:
         if self._thread is not None:

@@ -47,10 +47,10 @@ import orjson
 
 from ..analysis.stats import watched_seconds
 from ..api import WATCH_RESULTS, PlatformClient
-from ..atomic import atomic_writer, write_text_atomic
-from ..config import Limits, ServerProfile
+from ..config import PARSE_SLOTS, Limits, ServerProfile
 from ..errors import ProtocolError
 from ..events import Job, Reporter
+from ..render.activity import activity_csv, activity_xlsx
 from ..select import Participant, Selection
 from ..summary import Summary
 from ..timeutil import parse_datetime
@@ -71,7 +71,6 @@ FACE_DOWN_Z = -0.8
 SETTLE_FRACTION = 0.10
 SETTLE_SECONDS = 3.0
 ANSWER_CHARS = 30
-PARSE_AT_ONCE = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,23 +275,6 @@ class ActivityTable:
         return pd.DataFrame(records, columns=self.header)
 
 
-def write_csv(table: ActivityTable, path: Path) -> int:
-    """UTF-8 without BOM (R, pandas and LibreOffice read it; Excel users have --xlsx)."""
-    text = table.frame().to_csv(index=False, lineterminator="\n")
-    return write_text_atomic(path, text)
-
-
-# Fill colours of the workbook, most severe first: the first kind found in a cell wins.
-COLOURS = {
-    "failed": ("FF7C80", "could not be fetched"),
-    "face_down": ("FFC7CE", "phone face down (↓) during a viewing"),
-    "off_time": ("FFEB9C", "watched longer (<) or shorter (>) than the video"),
-    "unknown": ("BDD7EE", "no accelerometer data (???) or no playback times (?)"),
-    "ok": ("C6EFCE", "every viewing ok"),
-    "none": ("EDEDED", "no result that day (-)"),
-}
-
-
 def cell_kind(text: str) -> str:
     if text == FAILED:
         return "failed"
@@ -306,45 +288,6 @@ def cell_kind(text: str) -> str:
     if any(NO_ACCEL in p or p.startswith(UNKNOWN_WATCH) for p in parts):
         return "unknown"
     return "ok"
-
-
-def write_xlsx(table: ActivityTable, path: Path, *, title: str) -> int:
-    """The same table, colour-coded per cell, with a legend sheet."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    fills = {k: PatternFill("solid", start_color=c, end_color=c) for k, (c, _) in COLOURS.items()}
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "activity"
-    ws.append(table.header)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for i, row in enumerate(table.rows, start=1):
-        ws.append([i, row.external_id, *row.cells])
-        for j, text in enumerate(row.cells, start=3):
-            c = ws.cell(row=i + 1, column=j)
-            c.fill = fills[cell_kind(text)]
-            c.alignment = Alignment(horizontal="center")
-    ws.freeze_panes = "C2"
-    ws.column_dimensions["A"].width = 5
-    ws.column_dimensions["B"].width = 20
-    for j in range(3, len(table.header) + 1):
-        ws.column_dimensions[get_column_letter(j)].width = 12
-    legend = wb.create_sheet("legend")
-    legend.append([title])
-    legend.append([])
-    for kind, (_, meaning) in COLOURS.items():
-        legend.append([kind, meaning])
-        legend.cell(row=legend.max_row, column=1).fill = fills[kind]
-    legend.append([])
-    for line in (__doc__ or "").strip().splitlines():
-        legend.append([line])
-    with atomic_writer(path) as fh:
-        wb.save(fh)
-    return path.stat().st_size
 
 
 # -- the pipeline -----------------------------------------------------------------------------
@@ -374,7 +317,7 @@ async def run_activity(
 
         # Parsed results take several times the memory of their JSON: bodies are fetched in
         # parallel, but only this many are parsed (and reduced to cells) at once.
-        parsing = asyncio.Semaphore(PARSE_AT_ONCE)
+        parsing = asyncio.Semaphore(PARSE_SLOTS)
 
         async def fetch(p: Participant) -> ParticipantRow:
             bounds = clip(p, start, stop)
@@ -418,12 +361,15 @@ async def run_activity(
     summary.details["days"] = [days[0].isoformat(), days[-1].isoformat()]
     output = options.output_dir
     csv_path = output / CSV_NAME
-    await asyncio.to_thread(write_csv, table, csv_path)
+    frame = await asyncio.to_thread(table.frame)  # the table; render/ writes it
+    await asyncio.to_thread(activity_csv, frame, csv_path)
     summary.files.append(str(csv_path))
     if options.xlsx:
         xlsx_path = output / XLSX_NAME
         title = f"user activity {days[0]} .. {days[-1]}, {profile.name}"
-        await asyncio.to_thread(write_xlsx, table, xlsx_path, title=title)
+        await asyncio.to_thread(
+            activity_xlsx, frame, xlsx_path, title=title, kind=cell_kind, notes=__doc__ or ""
+        )
         summary.files.append(str(xlsx_path))
     summary.elapsed_s = clock.monotonic() - began
     return summary

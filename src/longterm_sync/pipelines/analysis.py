@@ -42,7 +42,7 @@ from ..analysis.source import (
 )
 from ..api import FEEDBACK_COMMENTS, WATCH_RESULTS, PlatformClient
 from ..api import MISSING_VIDEOS as MISSING_ROUTE
-from ..config import Limits, ServerProfile
+from ..config import PARSE_SLOTS, Limits, ServerProfile
 from ..errors import InputFileError, ProtocolError, UsageError
 from ..events import Job, Reporter
 from ..select import Participant, Selection
@@ -60,7 +60,6 @@ from .results import ScheduleMemo
 log = logging.getLogger("longterm_sync.analysis")
 
 T = TypeVar("T")
-PARSE_AT_ONCE = 2
 """Window bodies parsed at once: a parsed body takes several times its JSON's memory."""
 
 
@@ -174,7 +173,7 @@ async def server_rows(
     async with PlatformClient(profile, limits) as client:
         participants = await resolve_into(selection, client, job)
         job.planned(len(participants))
-        parsing = asyncio.Semaphore(PARSE_AT_ONCE)
+        parsing = asyncio.Semaphore(PARSE_SLOTS)
 
         async def fetch(p: Participant) -> tuple[int, list[T]]:
             bodies = await fetch_window_bodies(

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -61,8 +61,8 @@ from ..backup.files import (
 )
 from ..backup.restore import LATEST, replace_latest
 from ..backup.store import Mark, Prepared, SnapshotInfo, SnapshotStore
-from ..config import Limits, ServerProfile
-from ..errors import LongtermError, Scope, scope_of
+from ..config import PARSE_SLOTS, Limits, ServerProfile
+from ..errors import LocalIOError, LongtermError, Scope, scope_of
 from ..events import Job, Reporter
 from ..jsonstream import encode_item
 from ..select import Participant, Selection
@@ -71,7 +71,10 @@ from ..windows import Window, participant_windows, plan_windows, schedule_span
 from ..workers import first_error, run_items
 from .fanout import check_output_dir, resolve_into
 from .report import ReportOptions, run_report
-from .results import CPU_SLOTS, ScheduleMemo, date_key, decode_items
+from .results import ScheduleMemo, date_key, decode_items
+
+if TYPE_CHECKING:
+    from ..media.sides import LocalSide
 
 log = logging.getLogger("longterm_sync.backup")
 
@@ -250,7 +253,7 @@ class BackupRun:
         self.marks = marks
         self.kind = kind
         self.now = now
-        self.cpu = asyncio.Semaphore(CPU_SLOTS)
+        self.cpu = asyncio.Semaphore(PARSE_SLOTS)
         self.fetched = 0
 
     async def put(self, kind: str, rows: Sequence[Row]) -> list[int]:
@@ -486,22 +489,30 @@ class BackupRun:
         )
         return [p.external_id for p in participants]
 
+    def media_side(self) -> LocalSide:
+        """``media_files/``: the server's videos as last verified (a storage side)."""
+        from ..media.sides import LocalSide  # SSH's imports only when videos are backed up
+
+        return LocalSide(self.options.dest / MEDIA)
+
+    def versions_side(self) -> LocalSide:
+        """``media_versions/``: old copies of changed videos, ``<run time>/<video path>``."""
+        from ..media.sides import LocalSide
+
+        return LocalSide(self.options.dest / VERSIONS)
+
     async def adopt_versions(self, job: Job) -> None:
         """Record old copies that a killed run moved into ``media_versions/`` but did not
         record (the move happens during the mirror, the record after it): without this,
         ``verify`` would never check them and ``list`` would not show them."""
-        from ..media.local import md5_file
-
-        dest = self.options.dest
+        versions = self.versions_side()
         recorded = {v.path for v in await self.db(self.store.versions)}
-        found = await asyncio.to_thread(_version_files, dest / VERSIONS)
+        found = await asyncio.to_thread(_version_files, self.options.dest / VERSIONS)
         adopted = []
         for rel_path, rel in found:
             if rel_path in recorded:
                 continue
-            path = dest / rel_path
-            size = (await asyncio.to_thread(path.stat)).st_size
-            md5 = await asyncio.to_thread(md5_file, path)
+            size, md5 = await _size_md5(versions, rel_path.removeprefix(f"{VERSIONS}/"))
             await self.db(self.store.put_version, rel_path, rel, md5, size)
             adopted.append(rel_path)
         if adopted:
@@ -515,7 +526,6 @@ class BackupRun:
         host key, disk) fails this part only, so the night's records are still kept; a
         fatal one (configuration) stops the backup."""
         from ..media import mirror_down
-        from ..media.local import md5_file
 
         dest = self.options.dest
         started = time.monotonic()
@@ -537,18 +547,22 @@ class BackupRun:
             child.failed("videos", str(exc))
             return child.summary
         recorded = {v.rel: v for v in await self.db(self.store.videos)}
+        versions, media = self.versions_side(), self.media_side()
         for rel in part.details.get("versions", []):
             old = recorded.get(rel)
-            path = dest / VERSIONS / stamp / rel
-            size = (await asyncio.to_thread(path.stat)).st_size
-            md5 = old.md5 if old is not None and old.size == size else ""
-            if not md5:
-                md5 = await asyncio.to_thread(md5_file, path)
+            kept = await versions.stat(f"{stamp}/{rel}")
+            size = kept.size if kept is not None else -1
+            if old is not None and old.size == size:
+                md5 = old.md5  # moved aside as it was recorded: no need to read it again
+            else:
+                size, md5 = await _size_md5(versions, f"{stamp}/{rel}")
             await self.db(self.store.put_version, f"{VERSIONS}/{stamp}/{rel}", rel, md5, size)
         changed = 0
         for rel, md5 in part.details.get("md5", {}).items():
-            size = (await asyncio.to_thread((dest / MEDIA / rel).stat)).st_size
-            changed += await self.db(self.store.put_video, rel, md5, size)
+            info = await media.stat(rel)
+            if info is None:
+                raise LocalIOError(f"{dest / MEDIA / rel} vanished while the backup ran")
+            changed += await self.db(self.store.put_video, rel, md5, info.size)
         for rel in part.details.get("gone", []):
             await self.db(self.store.video_gone, rel)
         if part.details.get("gone"):
@@ -563,6 +577,14 @@ class BackupRun:
             )
         part.details.pop("md5", None)
         return part
+
+
+async def _size_md5(side: LocalSide, rel: str) -> tuple[int, str]:
+    """A kept file's size and md5, read from the side itself (it must be there)."""
+    info, md5 = await side.stat(rel), await side.md5(rel)
+    if info is None or md5 is None:
+        raise LocalIOError(f"{side.root / rel} vanished while the backup ran")
+    return info.size, md5
 
 
 def _version_files(root: Path) -> list[tuple[str, str]]:

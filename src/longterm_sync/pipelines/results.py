@@ -29,7 +29,7 @@ How the work is shaped, and why:
   order with no global sort.
 - Memory is bounded by a number of *window slots*: a window holds one from the moment its
   request is started until its encoded items are on disk. Parsing, which briefly needs
-  several times the body's size, is limited further (``CPU_SLOTS``).
+  several times the body's size, is limited further (``config.PARSE_SLOTS``).
 - Participants are worked by :func:`longterm_sync.workers.run_items`. By the errors
   module's one policy a participant whose list fails (a poison row answers 500 on every
   retry) fails alone and is named in the summary; a rejected token, a wrong route, an
@@ -64,7 +64,7 @@ from ..api import (
     ResponseTooLarge,
     window_label,
 )
-from ..config import Limits, ServerProfile
+from ..config import PARSE_SLOTS, Limits, ServerProfile
 from ..errors import ProtocolError
 from ..events import Job, Reporter
 from ..ids import id_file_name
@@ -78,8 +78,6 @@ from .fanout import check_output_dir, resolve_into
 log = logging.getLogger("longterm_sync.results")
 
 MODES = ("feedback", "results", "feedback+results")
-CPU_SLOTS = 2
-"""Windows decoded and encoded at once. msgspec holds the GIL, so more buys no speed."""
 
 MAX_PROBLEMS_LISTED = 3
 RESULTS_FILE = "results_{}.json"
@@ -324,8 +322,8 @@ class ResultsRun:
         self.job = job
         self.summary = job.summary
         self.now = options.now or datetime.now(self.tz)
-        self.slots = asyncio.Semaphore(limits.rest_concurrency + 2)
-        self.cpu = asyncio.Semaphore(CPU_SLOTS)
+        self.slots = asyncio.Semaphore(limits.window_slots)
+        self.cpu = asyncio.Semaphore(PARSE_SLOTS)
         self.windows = 0
         self.stale: dict[str, str] = {}  # kept file -> its mtime, for failed participants
         self.missing: list[str] = []  # failed participants without an earlier file
@@ -555,7 +553,7 @@ async def run_download_results(
                     run_items(
                         participants,
                         run.participant,
-                        workers=limits.rest_concurrency + 2,
+                        workers=limits.window_slots,
                         job=job,
                         label=lambda p: f"participant {p.external_id}",
                         reason=lambda p, exc: str(exc).removeprefix(

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from ..pipelines.activity import COLOURS, JOIN, NO_RESULT, cell_kind, report_days, row_cells
+from ..pipelines.activity import JOIN, NO_RESULT, cell_kind, report_days, row_cells
+from ..render.activity import COLOURS
 from .study import ParticipantData
 
 STATES = list(COLOURS)

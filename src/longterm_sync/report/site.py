@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 from ..atomic import write_text_atomic
 from ..ids import id_file_name, is_safe_id
-from ..pipelines.activity import COLOURS, UNANSWERED
+from ..pipelines.activity import UNANSWERED
+from ..render.activity import COLOURS
 from .attention import Alert
 from .figures import FigureCache
 from .heatmap import Heatmap, cell, legend

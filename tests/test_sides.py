@@ -1,0 +1,86 @@
+"""Storage sides: the server's media folder and local folders behind one protocol, and
+``check`` comparing any two, against the sandbox's SFTP server and real local folders."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from longterm_sync.errors import FileFailed
+from longterm_sync.media import mirror_down
+from longterm_sync.media.remote import FileInfo
+from longterm_sync.media.sftp import SftpPool
+from longterm_sync.media.sides import Comparison, LocalSide, SftpSide, check
+from longterm_sync.sandbox.ssh import SshEndpoint
+from media_helpers import LIMITS, endpoint_profile, md5, publish, with_sandbox
+
+
+def _videos() -> dict[str, bytes]:
+    return {"a/one.mp4": os.urandom(300_000), "a/two.mp4": os.urandom(1000), "three.mp4": b"3"}
+
+
+def test_server_and_mirror_compare_equal_then_differ(tmp_path: Path) -> None:
+    videos = _videos()
+    dest = tmp_path / "mirror"
+
+    async def body(ep: SshEndpoint) -> tuple[Comparison, Comparison, FileInfo | None]:
+        for rel, data in videos.items():
+            publish(ep.media_root, rel, data)
+        profile = endpoint_profile(ep)
+        await mirror_down(profile, LIMITS, dest)
+        async with SftpPool(profile, LIMITS) as pool:
+            server = SftpSide(pool, profile.media_dir)
+            mirror = LocalSide(dest)
+            same = await check(server, mirror)
+            (dest / "a" / "two.mp4").write_bytes(b"x" * 1000)  # same size, other bytes
+            (dest / "three.mp4").unlink()
+            (dest / "local-only.mp4").write_bytes(b"mine")
+            differ = await check(server, mirror)
+            info = await server.stat("a/one.mp4")
+            return same, differ, info
+
+    same, differ, info = with_sandbox(tmp_path, body)
+    assert same.ok and same.same == sorted(videos) and not same.extra
+    assert not differ.ok
+    assert differ.missing == ["three.mp4"]
+    assert list(differ.different) == ["a/two.mp4"]
+    assert md5(b"x" * 1000) in differ.different["a/two.mp4"]
+    assert differ.extra == ["local-only.mp4"]
+    assert differ.same == ["a/one.mp4"]
+    assert info is not None and info.size == 300_000
+
+
+def test_local_put_is_verified_and_two_local_sides_compare(tmp_path: Path) -> None:
+    source = tmp_path / "src.mp4"
+    source.write_bytes(os.urandom(5000))
+    a, b = LocalSide(tmp_path / "a"), LocalSide(tmp_path / "b")
+    asyncio.run(a.put("x/v.mp4", source, md5(source.read_bytes())))
+    asyncio.run(b.put("x/v.mp4", source, md5(source.read_bytes())))
+    assert asyncio.run(check(a, b)).same == ["x/v.mp4"]
+    with pytest.raises(FileFailed, match="expected"):
+        asyncio.run(b.put("x/w.mp4", source, "0" * 32))
+    assert not (tmp_path / "b" / "x" / "w.mp4").exists()
+    assert [p.name for p in (tmp_path / "b" / "x").iterdir()] == ["v.mp4"]  # no temp left
+    stat = asyncio.run(a.stat("x/v.mp4"))
+    assert stat is not None and stat.size == 5000
+    assert asyncio.run(a.md5("missing.mp4")) is None
+
+
+def test_server_put_is_verified_on_the_server(tmp_path: Path) -> None:
+    source = tmp_path / "up.mp4"
+    source.write_bytes(os.urandom(70_000))
+    digest = md5(source.read_bytes())
+
+    async def body(ep: SshEndpoint) -> tuple[str | None, Path]:
+        profile = endpoint_profile(ep)
+        async with SftpPool(profile, LIMITS) as pool:
+            server = SftpSide(pool, profile.media_dir)
+            await server.put("new/up.mp4", source, digest)
+            return await server.md5("new/up.mp4"), ep.media_root
+
+    got, root = with_sandbox(tmp_path, body)
+    assert got == digest
+    assert (root / "new" / "up.mp4").read_bytes() == source.read_bytes()
