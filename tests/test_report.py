@@ -41,6 +41,8 @@ def downloaded(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -
                 "sandbox",
                 "--output-dir",
                 str(folder),
+                # schedules only: the default mode also mirrors videos into ./video_from_server
+                *(["--mode=json"] if command == "download-schedule" else []),
             ]
         )
         assert done.code == 0, done.err
