@@ -138,3 +138,37 @@ def test_batched_md5sum_catches_the_one_bad_upload_in_the_middle(
         assert_verified(base / "second")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_listing_by_find_is_the_sftp_listing(openssh_server: SshdInfo) -> None:
+    """One ``find`` command instead of a READDIR round trip per 100 entries: the same tree
+    as the SFTP walk, refusals and skipped internal files included."""
+    from longterm_sync.media.remote import SftpRemote, Tree
+
+    root = openssh_server.media_root / "listing"
+    try:
+        for rel in ["a.mp4", "a.mp4.md5sum", "sub/b c.mp4", "sub/deep/d.mp4", "é.mp4"]:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(os.urandom(1000))
+        (root / "sub" / ".e.mp4.partial").write_bytes(b"x")  # internal: skipped
+        (root / "bad\\name").mkdir()  # refused, with what lies below it
+        (root / "bad\\name" / "f.mp4").write_bytes(b"f")
+        (root / "link.mp4").symlink_to(root / "a.mp4")  # refused: not a regular file
+        (root / "empty").mkdir()
+
+        async def body() -> tuple[Tree | None, Tree, list[str]]:
+            async with SftpPool(endpoint_profile(openssh_server), LIMITS) as pool:
+                remote = SftpRemote(pool, str(root))
+                by_find = await remote._walk_by_find()
+                by_sftp = await remote._walk_sftp()
+                return by_find, by_sftp, sorted((await remote.walk()).files)
+
+        by_find, by_sftp, files = asyncio.run(body())
+        assert by_find is not None
+        assert by_find.files == by_sftp.files and by_find.sidecars == by_sftp.sidecars
+        assert by_find.dirs == by_sftp.dirs == {"sub", "sub/deep", "empty"}
+        assert sorted(by_find.refused) == sorted(by_sftp.refused)
+        assert files == ["a.mp4", "sub/b c.mp4", "sub/deep/d.mp4", "é.mp4"]
+        assert {name for name, _ in by_find.refused} == {"bad\\name", "link.mp4"}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import posixpath
+import shlex
 import stat
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -69,6 +70,57 @@ def parse_md5(text: bytes | str) -> str | None:
     return word if len(word) == 32 and set(word) <= MD5_HEX else None
 
 
+FIND_FORMAT = "%y %s %T@ %P\\0"
+"""GNU find: type, size, mtime, path below the root; NUL-terminated (names may hold spaces
+or anything but NUL and ``/``)."""
+FIND_END = b"longterm-listing-end"
+
+
+def parse_find_listing(data: bytes) -> Tree:
+    """The tree ``find ROOT -mindepth 1 -printf FIND_FORMAT`` printed, with the SFTP walk's
+    rules: an unsafe name is refused and not descended into, internal names are skipped with
+    what lies below them, anything but folders and regular files is refused. Raises
+    ValueError on a record it cannot read (the caller lists over SFTP instead)."""
+    tree = Tree()
+    if not data:
+        return tree
+    if not data.endswith(b"\0"):
+        raise ValueError("truncated listing")
+    for record in data[:-1].split(b"\0"):
+        kind, size, mtime, path = record.split(b" ", 3)
+        rel = path.decode("utf-8", "replace")
+        parts = rel.split("/")
+        if _hidden_below(parts[:-1]):
+            continue
+        name = parts[-1]
+        try:
+            check_component(name)
+        except UnsafeNameError as exc:
+            tree.refused.append((rel, str(exc)))
+            continue
+        if is_internal(name):
+            continue
+        if kind == b"d":
+            tree.dirs.add(rel)
+        elif kind == b"f":
+            tree.add(rel, int(size), int(mtime.split(b".")[0]))
+        else:
+            tree.refused.append((rel, "not a regular file (symlink or special)"))
+    return tree
+
+
+def _hidden_below(ancestors: list[str]) -> bool:
+    """Whether a folder on the way is refused (reported once, for itself) or internal."""
+    for name in ancestors:
+        try:
+            check_component(name)
+        except UnsafeNameError:
+            return True
+        if is_internal(name):
+            return True
+    return False
+
+
 class Remote(Protocol):
     """What the engine needs from the server side."""
 
@@ -113,7 +165,51 @@ class SftpRemote:
         return True
 
     async def walk(self) -> Tree:
-        """List the whole tree; subfolders are read concurrently (``checkers``)."""
+        """List the whole tree: by one ``find`` command where the account allows it, else
+        over SFTP.
+
+        SFTP lists a folder 100 entries per round trip, one request after the other (2000
+        videos and their sidecars: 40 round trips, 1.6 s at 40 ms, where rsync needs one);
+        ``find`` streams the whole tree after one. Any doubt (no exec, no GNU find, an
+        unreadable folder, anything on stderr) falls back to the SFTP walk, which says
+        which folder it could not read."""
+        tree = await self._walk_by_find()
+        if tree is None:
+            tree = await self._walk_sftp()
+        log.debug("remote %s: %r", self.root, tree)
+        return tree
+
+    async def _walk_by_find(self) -> Tree | None:
+        if self.pool.exec_available is False:
+            return None
+        # The end marker proves the listing is whole and came from find, not from a forced
+        # command (an sftp-only account) that ignored ours and printed nothing.
+        command = (
+            f"find {shlex.quote(self.root + '/')} -mindepth 1 -printf {shlex.quote(FIND_FORMAT)}"
+            f" && printf '%s\\0' {FIND_END.decode()}"
+        )
+        try:
+            result = await self.pool.run(command)
+        except (asyncssh.Error, OSError) as exc:
+            if isinstance(exc, CONNECTION_LOST):
+                raise connection_lost(self.profile, exc) from exc
+            log.debug("listing by find failed (%s); listing over SFTP", exc)
+            return None
+        stdout, stderr = result.stdout, result.stderr
+        if result.exit_status != 0 or stderr or not isinstance(stdout, bytes):
+            log.debug("listing by find failed (exit %s); listing over SFTP", result.exit_status)
+            return None
+        if not stdout.endswith(b"\0" + FIND_END + b"\0") and stdout != FIND_END + b"\0":
+            log.debug("find listing without its end marker; listing over SFTP")
+            return None
+        try:
+            return parse_find_listing(stdout[: -len(FIND_END) - 1])
+        except ValueError as exc:
+            log.debug("unexpected find output (%s); listing over SFTP", exc)
+            return None
+
+    async def _walk_sftp(self) -> Tree:
+        """List the whole tree over SFTP; subfolders are read concurrently (``checkers``)."""
         tree = Tree()
         sem = asyncio.Semaphore(self.concurrency)
 
@@ -166,7 +262,6 @@ class SftpRemote:
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(visit("", tg))
-        log.debug("remote %s: %r", self.root, tree)
         return tree
 
     async def read_sidecar(self, rel: str) -> str | None:

@@ -421,6 +421,11 @@ class SftpPool:
             self._md5_running -= 1
             self._md5_kick()
 
+    async def run(self, command: str) -> asyncssh.SSHCompletedProcess:
+        """One command on the least busy connection, output as bytes (stdin closed)."""
+        conn = min(self._slots, key=lambda s: s.active + s.small).conn
+        return await conn.run(command, check=False, encoding=None, stdin=asyncssh.DEVNULL)
+
     async def _md5sum_many(self, paths: list[str]) -> dict[str, str | FileFailed] | None:
         if self.exec_available is False:
             return None
