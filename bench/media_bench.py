@@ -336,7 +336,7 @@ ALL_TOOLS = ["ours", "rsync -a", "sftp", "old rsync", "rsync fsync"]
 def run_media_bench(
     *, quick: bool = False, tools: list[str] | None = None, limits: Limits | None = None,
     workdir: Path | None = None, repeat: int = 1, rtt_ms: float = 0,
-    small_sftp: bool | None = None,
+    small_sftp: bool | None = None, sets: tuple[str, ...] = ("big", "small"),
 ) -> list[Row]:  # fmt: skip
     """Start sshd (behind a delay proxy when ``rtt_ms``), run every data set and tool, stop
     sshd; return the rows."""
@@ -361,6 +361,8 @@ def run_media_bench(
         bench = Bench(reach, work, limits, small_sftp=small_sftp)
         rows: list[Row] = []
         for ds in QUICK if quick else FULL:
+            if ds.name not in sets:
+                continue
             print(f"{ds.count} x {ds.size // 1024} KiB, {rtt_ms:g} ms round trip:", flush=True)
             rows.extend(bench.dataset(ds, tools, repeat))
         return rows
@@ -381,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run OpenSSH sftp on the small files over a delayed link too",
     )
+    parser.add_argument("--sets", default="big,small", help="data sets: big, small or both")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the best time counts")
     parser.add_argument("--workdir", type=Path, default=None, help="where the data goes")
     defaults = Limits()
@@ -416,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_media_bench(
             quick=args.quick, tools=tools, limits=limits, workdir=args.workdir,
             repeat=args.repeat, rtt_ms=rtt, small_sftp=True if args.small_sftp else None,
+            sets=tuple(x.strip() for x in args.sets.split(",")),
         )  # fmt: skip
         print()
         for line in render(rows):

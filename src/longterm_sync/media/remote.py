@@ -269,7 +269,9 @@ class SftpRemote:
 
         A sidecar that exists but holds no md5 is a failure of that file."""
         try:
-            async with self.pool.sftp.open(self.path(rel) + SIDECAR_SUFFIX, "rb") as fh:
+            # block_size 0: one READ request, no parallel reader tasks left behind by a cancel
+            path = self.path(rel) + SIDECAR_SUFFIX
+            async with self.pool.sftp.open(path, "rb", block_size=0) as fh:
                 data = await fh.read(4096)
         except asyncssh.SFTPNoSuchFile:
             return None
