@@ -1,5 +1,6 @@
-"""Reading the participants spreadsheet of ``--excel_time`` (.xlsx, .xls or CSV) into a
-data frame, every failure one line naming the file; what the rows mean is :mod:`.select`'s.
+"""Reading a participants spreadsheet (.xlsx, .xls or CSV: ``--excel_time``'s, and
+prepare_schedule's participants file) into a data frame, every failure one line naming the
+file; what the rows mean is the caller's (:mod:`.select`, :mod:`.prepare.participants`).
 
 Kept apart from the selection rules so that reading a table (pandas, openpyxl, the BOM and
 separator habits of Excel's exports) and deciding who a run covers change independently.
@@ -12,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .errors import SelectionError
+from .errors import LongtermError, SelectionError
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 CSV_SUFFIXES = (".csv", ".txt")
@@ -21,8 +22,11 @@ CSV_SUFFIXES = (".csv", ".txt")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # .xls (Excel 97-2003); .xlsx/.xlsm are zip files
 
 
-def read_table(path: Path) -> Any:
-    """The spreadsheet as a pandas DataFrame of objects; every failure is one line of ours.
+def read_table(
+    path: Path, *, label: str = "--excel_time", error: type[LongtermError] = SelectionError
+) -> Any:
+    """The spreadsheet as a pandas DataFrame of objects; every failure is one ``error`` of
+    ours, its line starting with ``label`` (the flag or the kind of file it was given as).
 
     A CSV may be separated by ``;`` (Excel's export where the comma is the decimal mark, e.g.
     Polish and Norwegian locales) and may start with Excel's UTF-8 byte order mark.
@@ -31,15 +35,15 @@ def read_table(path: Path) -> Any:
 
     suffix = path.suffix.lower()
     if suffix not in EXCEL_SUFFIXES + CSV_SUFFIXES:
-        raise SelectionError(
-            f"--excel_time: {path.name}: unsupported file type {suffix or '(none)'!r}",
+        raise error(
+            f"{label}: {path.name}: unsupported file type {suffix or '(none)'!r}",
             hint="use .xlsx or .csv",
         )
     if not path.is_file():
-        raise SelectionError(f"--excel_time: {path} does not exist")
+        raise error(f"{label}: {path} does not exist")
     try:
         if suffix in EXCEL_SUFFIXES:
-            _check_workbook(path, suffix)
+            _check_workbook(path, suffix, label, error)
             return pd.read_excel(path, dtype=object)
         return pd.read_csv(
             path,
@@ -49,21 +53,21 @@ def read_table(path: Path) -> Any:
             sep=_csv_separator(path),
             encoding="utf-8-sig",
         )
-    except SelectionError:
+    except LongtermError:
         raise
     except pd.errors.EmptyDataError:
-        raise SelectionError(f"--excel_time: {path} is empty") from None
+        raise error(f"{label}: {path} is empty") from None
     except UnicodeDecodeError:
-        raise SelectionError(
-            f"--excel_time: {path.name} is not UTF-8 text",
+        raise error(
+            f"{label}: {path.name} is not UTF-8 text",
             hint='save it from Excel as "CSV UTF-8", or as .xlsx',
         ) from None
     except OSError as exc:
-        raise SelectionError(f"--excel_time: cannot read {path}: {exc.strerror}") from None
+        raise error(f"{label}: cannot read {path}: {exc.strerror}") from None
     except Exception:  # pandas/openpyxl raise many types for a corrupt file; their text
         # names their internals, not the user's file
-        raise SelectionError(
-            f"--excel_time: {path.name} could not be read as a {_kind(suffix)}",
+        raise error(
+            f"{label}: {path.name} could not be read as a {_kind(suffix)}",
             hint="open it in Excel and save it again as .xlsx or CSV UTF-8",
         ) from None
 
@@ -72,7 +76,7 @@ def _kind(suffix: str) -> str:
     return "CSV file" if suffix in CSV_SUFFIXES else f"{suffix} workbook"
 
 
-def _check_workbook(path: Path, suffix: str) -> None:
+def _check_workbook(path: Path, suffix: str, label: str, error: type[LongtermError]) -> None:
     """A file named .xlsx that is not one (a CSV or HTML export renamed) is named as such."""
     with open(path, "rb") as fh:
         head = fh.read(512)
@@ -80,8 +84,8 @@ def _check_workbook(path: Path, suffix: str) -> None:
     if ok:
         return
     text = b"\0" not in head
-    raise SelectionError(
-        f"--excel_time: {path.name} is not really a {suffix} workbook"
+    raise error(
+        f"{label}: {path.name} is not really a {suffix} workbook"
         + (" (it is text, perhaps CSV)" if text else ""),
         hint="rename a CSV to .csv, or save the file from Excel as .xlsx",
     )

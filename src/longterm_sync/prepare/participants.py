@@ -13,11 +13,10 @@ from typing import Any
 
 from ..errors import InputFileError
 from ..schedule_file import find_schedule_files
+from ..spreadsheet import cell_text, read_table
 
 REQUIRED = ("name", "surname", "phone")
 OPTIONAL = ("external_id", "language")
-EXCEL_SUFFIXES = (".xlsx", ".xlsm")
-CSV_SUFFIXES = (".csv",)
 
 
 @dataclass
@@ -44,7 +43,7 @@ class Participant:
 
 def read_participants(path: Path) -> list[Participant]:
     """Blocking (pandas): call from a thread."""
-    table = _read_table(path)
+    table = read_table(path, label="participants file", error=InputFileError)
     columns = {str(c).strip().lower(): c for c in table.columns}
     missing = [c for c in REQUIRED if c not in columns]
     if missing and "external_id" not in columns:
@@ -56,7 +55,7 @@ def read_participants(path: Path) -> list[Participant]:
     people: list[Participant] = []
     for number, (_, row) in enumerate(table.iterrows(), start=2):
         values = {
-            key: _cell(row[columns[key]]) if key in columns else ""
+            key: cell_text(row[columns[key]]) if key in columns else ""
             for key in (*REQUIRED, *OPTIONAL)
         }
         if not any(values.values()):
@@ -102,44 +101,3 @@ def _participant(
         existing=existing,
         source=source,
     )
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):  # NaN: empty cell
-        return ""
-    if isinstance(value, float) and value.is_integer():  # 600700800.0 from Excel
-        value = int(value)
-    return str(value).strip()
-
-
-def _read_table(path: Path) -> Any:
-    import pandas as pd
-
-    suffix = path.suffix.lower()
-    if suffix not in EXCEL_SUFFIXES + CSV_SUFFIXES:
-        raise InputFileError(
-            f"{path.name}: unsupported participants file type {suffix or '(none)'!r}",
-            hint="use .xlsx or .csv",
-        )
-    if not path.is_file():
-        raise InputFileError(f"participants file {path} does not exist")
-    try:
-        if suffix in EXCEL_SUFFIXES:
-            return pd.read_excel(path, dtype=str)
-        head = path.read_text(encoding="utf-8-sig").split("\n", 1)[0]
-        sep = ";" if head.count(";") > head.count(",") else ","
-        return pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise InputFileError(f"{path.name} is empty") from None
-    except UnicodeDecodeError:
-        raise InputFileError(
-            f"{path.name} is not UTF-8 text", hint='save it as "CSV UTF-8" or .xlsx'
-        ) from None
-    except OSError as exc:
-        raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
-    except Exception:  # pandas/openpyxl raise many types for a corrupt file
-        raise InputFileError(
-            f"{path.name} could not be read as a "
-            + ("workbook" if suffix in EXCEL_SUFFIXES else "CSV file"),
-            hint="save it again as .xlsx or CSV UTF-8",
-        ) from None
