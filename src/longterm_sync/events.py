@@ -18,6 +18,7 @@ fills the :class:`~longterm_sync.summary.Summary` in one call, so the two cannot
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -146,6 +147,13 @@ class Job:
         self.command = command
         self.reporter: Reporter = reporter or NULL
         self.summary = summary if summary is not None else Summary(command=command)
+        self.began = time.monotonic()
+
+    def finish(self) -> Summary:
+        """The summary with the job's wall time since it was made (every pipeline returns
+        one; timing it here keeps the clock in one place)."""
+        self.summary.elapsed_s = time.monotonic() - self.began
+        return self.summary
 
     def planned(self, items: int, nbytes: int = 0) -> None:
         self.reporter.emit(Planned(items=items, bytes=nbytes, job=self.command))

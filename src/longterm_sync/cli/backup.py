@@ -11,6 +11,7 @@ from ..errors import ExitCode, UsageError
 from ..pipelines.backup import DEFAULT_DEST, MEDIA, BackupOptions, run_backup
 from ..summary import Summary
 from ..timeutil import WARSAW, parse_datetime
+from .argtypes import positive_float, whole
 from .common import Context, add_output_arguments, add_server_arguments
 from .reporters import ItemBar
 
@@ -60,29 +61,6 @@ EXAMPLES = """\
 """
 
 
-def _whole(minimum: int) -> object:
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {value!r}")
-        return number
-
-    return parse
-
-
-def _hours(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {value!r}")
-    return number
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
@@ -106,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--lookback-days",
         "--lookback_days",
-        type=_whole(0),  # type: ignore[arg-type]
+        type=whole(0),
         default=14,
         metavar="N",
         help="re-ask each participant for this many days before its newest backed-up row "
@@ -115,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--full-every",
         "--full_every",
-        type=_whole(1),  # type: ignore[arg-type]
+        type=whole(1),
         default=7,
         metavar="DAYS",
         help="fetch everything again when the last full pass is older (default: 7)",
@@ -149,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-age-hours",
-        type=_hours,
+        type=positive_float,
         default=30.0,
         metavar="H",
         help="status: how old the last successful run may be (default: 30)",

@@ -311,6 +311,16 @@ class Context:
     def run_async(self, coro: Coroutine[Any, Any, T]) -> T:
         return run_async(coro)
 
+    def run_writer(
+        self, pipeline: Callable[..., Coroutine[Any, Any, Summary]], options: Any
+    ) -> Summary:
+        """The body of a command that writes into ``--output-dir``: that folder locked, the
+        pipeline given the profile, the limits and the reporter, and run."""
+        with self.locked([self.output_dir]), self.reporting() as reporter:
+            return self.run_async(
+                pipeline(self.profile, self.config.limits, options, reporter=reporter)
+            )
+
     @contextlib.contextmanager
     def locked(self, folders: Sequence[Path], *, deep: Sequence[Path] = ()) -> Iterator[None]:
         """Hold the destination locks of ``folders`` (``deep`` ones cleaned recursively of

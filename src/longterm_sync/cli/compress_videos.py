@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..pipelines.compress import CompressOptions, run_compress_videos
 from ..video.compress import SearchSettings
 from ..video.encode import Codec, VmafModel
+from .argtypes import positive_float, positive_int
 from .common import Context, add_output_arguments
 
 NAME = "compress_videos"
@@ -64,14 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         metavar="N",
         help="ffmpeg processes at a time (default: the number of CPUs)",
     )
     group.add_argument(
         "--tolerance",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="VMAF",
         help="stop a scene's search within this distance of the target (default: 1.0)",
@@ -93,21 +94,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--probe-subsample",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         metavar="N",
         help="search probes measure every N-th frame; the final file every frame (default: 3)",
     )
     group.add_argument(
         "--scene-threshold",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="T",
         help="scdet threshold, 0-100: lower finds more scene changes (default: 10)",
     )
     group.add_argument(
         "--min-scene",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="SECONDS",
         help="shortest scene; shorter ones join their neighbour (default: 1.0)",
@@ -125,26 +126,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accepted for symmetry with the other commands; nothing here needs a server",
     )
     add_output_arguments(parser, output_dir=False)
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return number
 
 
 def run(ctx: Context) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..config import mask_token
 from ..pipelines.demo import DemoOptions, run_demo
 from ..sandbox.server import ReadyInfo
+from .argtypes import positive_int
 from .common import MASK_FILTER, Context, add_output_arguments
 
 NAME = "demo"
@@ -33,16 +34,6 @@ EXAMPLES = """\
 """
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
-    return number
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("demo")
     group.add_argument(
@@ -52,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder of the sandbox's state and of the backup (default: ./.demo)",
     )
-    group.add_argument("--users", type=_positive, default=6, help="participants (default 6)")
-    group.add_argument("--days", type=_positive, default=14, help="days of results (default 14)")
+    group.add_argument("--users", type=positive_int, default=6, help="participants (default 6)")
+    group.add_argument("--days", type=positive_int, default=14, help="days of results (default 14)")
     group.add_argument(
         "--video-mb", type=float, default=2.0, help="size of each video in MB (default 2)"
     )

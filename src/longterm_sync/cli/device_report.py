@@ -32,9 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: Context) -> int:
     options = ReportOptions(source=source_for(ctx), output_dir=ctx.output_dir, xlsx=ctx.args.xlsx)
-    with ctx.locked([ctx.output_dir]), ctx.reporting() as reporter:
-        summary = ctx.run_async(
-            run_device_report(ctx.profile, ctx.config.limits, options, reporter=reporter)
-        )
+    summary = ctx.run_writer(run_device_report, options)
     print_table(ctx, summary.details.get("table", []))
     return ctx.render(summary)

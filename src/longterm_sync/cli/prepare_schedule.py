@@ -12,6 +12,7 @@ from ..errors import UsageError
 from ..pipelines.prepare import PrepareOptions, run_prepare_schedule
 from ..prepare.builder import DEFAULT_LANGUAGE
 from ..timeutil import today_in
+from .argtypes import positive_int
 from .common import Context, add_output_arguments
 
 NAME = "prepare_schedule"
@@ -82,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--days",
-        type=_positive,
+        type=positive_int,
         default=None,
         metavar="N",
         help="number of days (default: as many as there are videos)",
@@ -130,16 +131,6 @@ def _date(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
 
 
 def _timezone(ctx: Context) -> ZoneInfo:

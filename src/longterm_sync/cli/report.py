@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ..pipelines.report import ReportOptions, run_report
 from .analysis_flags import folder_profile
+from .argtypes import seconds_margin
 from .common import Context, add_output_arguments, add_server_arguments
 from .selection import SELECTION_HELP, add_selection_arguments, selection_for
-from .user_activity import _date, _days, _margin, _question
+from .user_activity import _date, _days, _question
 
 NAME = "report"
 ORDER = 45
@@ -110,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--sec_margin",
-        type=_margin,
+        type=seconds_margin,
         default=3.0,
         metavar="SEC_MARGIN",
         help="± seconds around the video's duration that still count as 'ok' (default: 3)",

@@ -8,6 +8,7 @@ from ..analysis.preprocess_r import FILE_NAME as R_FILE
 from ..analysis.table import COLUMN_HELP, CSV_NAME
 from ..pipelines.analysis import TableOptions, run_results_table
 from .analysis_flags import SOURCE_HELP, add_source_arguments, source_for
+from .argtypes import seconds_margin
 from .common import Context
 
 NAME = "results-table"
@@ -35,16 +36,6 @@ EXAMPLES = """\
 """
 
 
-def _margin(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {value!r}")
-    return number
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser, xlsx="also write results_table.xlsx")
     group = parser.add_argument_group("table")
@@ -60,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--sec_margin",
-        type=_margin,
+        type=seconds_margin,
         default=3.0,
         metavar="SEC",
         help="± seconds around the video's duration that count as speed_state ok (default: 3)",
@@ -77,8 +68,5 @@ def run(ctx: Context) -> int:
         parquet=args.parquet,
         like_preprocess_r=args.like_preprocess_r,
     )
-    with ctx.locked([ctx.output_dir]), ctx.reporting() as reporter:
-        summary = ctx.run_async(
-            run_results_table(ctx.profile, ctx.config.limits, options, reporter=reporter)
-        )
+    summary = ctx.run_writer(run_results_table, options)
     return ctx.render(summary)

@@ -6,6 +6,7 @@ import argparse
 from datetime import date, datetime, time
 
 from ..pipelines.activity import ActivityOptions, run_activity
+from .argtypes import seconds_margin
 from .common import Context, add_output_arguments, add_server_arguments
 from .selection import SELECTION_HELP, add_selection_arguments, selection_for
 
@@ -42,16 +43,6 @@ EXAMPLES = """\
 MAX_REPORT_DAYS = 3660
 
 
-def _margin(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {value!r}")
-    return number
-
-
 def _days(value: str) -> int:
     try:
         number = int(value)
@@ -81,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sec_margin",
         nargs="?",
-        type=_margin,
+        type=seconds_margin,
         const=3.0,
         default=3.0,
         metavar="SEC_MARGIN",
@@ -137,8 +128,5 @@ def run(ctx: Context) -> int:
         xlsx=args.xlsx,
         until=args.until,
     )
-    with ctx.locked([ctx.output_dir]), ctx.reporting() as reporter:
-        summary = ctx.run_async(
-            run_activity(ctx.profile, ctx.config.limits, options, reporter=reporter)
-        )
+    summary = ctx.run_writer(run_activity, options)
     return ctx.render(summary)

@@ -39,8 +39,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: Context) -> int:
     selection = selection_for(ctx)
     options = FeedbackOptions(selection=selection, output_dir=ctx.output_dir)
-    with ctx.locked([ctx.output_dir]), ctx.reporting() as reporter:
-        summary = ctx.run_async(
-            run_feedback(ctx.profile, ctx.config.limits, options, reporter=reporter)
-        )
+    summary = ctx.run_writer(run_feedback, options)
     return ctx.render(summary)

@@ -35,7 +35,6 @@ import asyncio
 import logging
 import math
 import statistics
-import time as clock
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -301,7 +300,6 @@ async def run_activity(
     reporter: Reporter | None = None,
 ) -> Summary:
     """Fetch the report window's results per participant and write the activity table."""
-    began = clock.monotonic()
     tz = profile.tz
     job = Job("user_activity", reporter)
     summary = job.summary
@@ -371,8 +369,7 @@ async def run_activity(
             activity_xlsx, frame, xlsx_path, title=title, kind=cell_kind, notes=__doc__ or ""
         )
         summary.files.append(str(xlsx_path))
-    summary.elapsed_s = clock.monotonic() - began
-    return summary
+    return job.finish()
 
 
 def _viewings(body: bytes, options: ActivityOptions, tz: ZoneInfo) -> list[Viewing]:

@@ -243,7 +243,6 @@ async def run_results_table(
     reporter: Reporter | None = None,
 ) -> Summary:
     """One row per viewing (or the preprocess.R table), written as CSV/xlsx/parquet."""
-    began = clock.monotonic()
     job = Job("results-table", reporter)
     summary = job.summary
     tz = profile.tz
@@ -259,8 +258,7 @@ async def run_results_table(
             text = await asyncio.to_thread(preprocess_r.r_csv, got.rows)
             summary.bytes = await asyncio.to_thread(_write_text, path, text)
             summary.files.append(str(path))
-        summary.elapsed_s = clock.monotonic() - began
-        return summary
+        return job.finish()
 
     def reduce(item: Any) -> dict[str, Any] | None:
         return tab.viewing_row(item, tz, options.sec_margin)
@@ -278,8 +276,7 @@ async def run_results_table(
         summary.details["columns"] = table.columns
         for path in await asyncio.to_thread(_write_table, table, options):
             summary.files.append(str(path))
-    summary.elapsed_s = clock.monotonic() - began
-    return summary
+    return job.finish()
 
 
 def _write_text(path: Path, text: str) -> int:
@@ -338,7 +335,6 @@ async def run_device_report(
     *,
     reporter: Reporter | None = None,
 ) -> Summary:
-    began = clock.monotonic()
     job = Job("device-report", reporter)
     summary = job.summary
     await asyncio.to_thread(check_output_dir, options.output_dir)
@@ -357,8 +353,7 @@ async def run_device_report(
             _write_frame, frame, options, dev.CSV_NAME, dev.XLSX_NAME, "devices"
         ):
             summary.files.append(str(path))
-    summary.elapsed_s = clock.monotonic() - began
-    return summary
+    return job.finish()
 
 
 def _write_frame(
@@ -438,7 +433,6 @@ async def run_missing_videos(
     *,
     reporter: Reporter | None = None,
 ) -> Summary:
-    began = clock.monotonic()
     job = Job("missing-videos", reporter)
     summary = job.summary
     tz = profile.tz
@@ -476,8 +470,7 @@ async def run_missing_videos(
         _write_frame, miss.rows_frame(rows), options, miss.CSV_NAME, miss.XLSX_NAME, "missing"
     ):
         summary.files.append(str(path))
-    summary.elapsed_s = clock.monotonic() - began
-    return summary
+    return job.finish()
 
 
 # -- download-plot-gyro-sequence -----------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time as clock
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -85,7 +84,6 @@ async def run_feedback(
     reporter: Reporter | None = None,
 ) -> Summary:
     """Fetch every selected participant's comments and write ``user_feedback.csv``."""
-    began = clock.monotonic()
     job = Job("user_feedback", reporter)
     summary = job.summary
     now = datetime.now(profile.tz)
@@ -135,7 +133,7 @@ async def run_feedback(
     if incomplete:
         summary.count("incomplete comments", incomplete)
         job.warn(f"{incomplete} comment(s) lack a date or a video")
-    summary.elapsed_s = clock.monotonic() - began
+    job.finish()
     log.debug("user_feedback: %d comments of %d participants", len(rows), covered)
     return summary
 
