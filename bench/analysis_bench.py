@@ -2,7 +2,7 @@
 
 No server: a synthetic study's results are written to a folder the way download-results
 writes them (one compact item per line), then, each command in its own process so that its
-peak RSS (``wait4``) is its own:
+peak RSS (``wait4``, started through bench/peak.py) is its own:
 
 - **table**: ``longterm results-table --from DIR`` on one large ``results_all.json``, against
   the baseline of loading the same file whole with the standard library's ``json`` and
@@ -34,6 +34,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from longterm_sync.jsonstream import encode_item  # noqa: E402
 from longterm_sync.sandbox.synth import VIDEO_NAMES, Study, StudyParams  # noqa: E402
 from longterm_sync.timeutil import WARSAW  # noqa: E402
+from peak import run_usage  # noqa: E402
 
 BASELINE = """
 import json, sys
@@ -72,17 +73,14 @@ def write_results(path: Path, *, mb: float, samples: int, users: int = 4) -> tup
 
 
 def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """Wall seconds, the child's own peak RSS in MB, and the CPU seconds (user + system) of
-    the child and the processes it waited for (its drawing processes)."""
+    """Wall seconds, the child's own peak RSS in MB (bench/peak.py), and the CPU seconds
+    (user + system) of the child and the processes it waited for (its drawing processes)."""
     with tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
+        usage = run_usage(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        if usage.code != 0:
             err.seek(0)
             raise RuntimeError(f"{cmd[:4]} failed: {err.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    return usage.wall, usage.rss_mb, usage.cpu
 
 
 def config(folder: Path, processes: int) -> Path:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +24,36 @@ import os, subprocess, sys
 proc = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(proc.pid, 0)
 with open(sys.argv[1], "w") as fh:
-    fh.write(str(usage.ru_maxrss))
+    fh.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 code = os.waitstatus_to_exitcode(status)
 sys.exit(code if code >= 0 else 128 - code)
 """
 
 
-def run_measured(cmd: list[str], **popen: Any) -> tuple[int, float, float]:
-    """Run ``cmd`` (Popen keyword arguments for stdio and cwd); return its exit status, its
-    own peak RSS in MB and the wall seconds."""
+@dataclass(frozen=True)
+class Usage:
+    code: int
+    rss_mb: float  # the child's own peak
+    wall: float
+    cpu: float  # user + system seconds of the child and of the processes it waited for
+
+
+def run_usage(cmd: list[str], **popen: Any) -> Usage:
+    """Run ``cmd`` (Popen keyword arguments for stdio, cwd, env) through the trampoline."""
     with tempfile.TemporaryDirectory(prefix="peak-") as tmp:
-        report = Path(tmp) / "maxrss"
+        report = Path(tmp) / "usage"
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", _TRAMPOLINE, str(report), *cmd], **popen)
         proc.wait()
         wall = time.perf_counter() - started
-        kib = int(report.read_text()) if report.exists() else 0
-    return proc.returncode, kib / 1024, wall
+        kib, cpu = report.read_text().split() if report.exists() else ("0", "0")
+    return Usage(proc.returncode, int(kib) / 1024, wall, float(cpu))
 
 
-__all__ = ["run_measured"]
+def run_measured(cmd: list[str], **popen: Any) -> tuple[int, float, float]:
+    """Run ``cmd``; return its exit status, its own peak RSS in MB and the wall seconds."""
+    usage = run_usage(cmd, **popen)
+    return usage.code, usage.rss_mb, usage.wall
+
+
+__all__ = ["Usage", "run_measured", "run_usage"]
