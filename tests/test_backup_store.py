@@ -172,3 +172,66 @@ def test_verify_passes_then_finds_a_damaged_record_and_video(tmp_path: Path) -> 
     reasons = {f.item: f.reason for f in bad.failures}
     assert "sha256" in reasons["record 1"]
     assert "md5" in reasons["media_files/sub/v.mp4"]
+
+
+def test_the_store_is_two_sides_that_verify_compares_with_its_folders(tmp_path: Path) -> None:
+    """The store's record of ``media_files/`` and of ``media_versions/`` are storage sides:
+    ``check`` against the folders finds a changed, a resized and a missing file (each named
+    once, with verify's wording), passes the rest, and ignores files the store never
+    recorded. A record is read-only."""
+    import asyncio
+    import hashlib
+
+    from longterm_sync.media.sides import LocalSide, check
+
+    dest = tmp_path / "dest"
+    files = {
+        "media_files/a.mp4": b"first video",
+        "media_files/sub/b.mp4": b"second video",
+        "media_files/c.mp4": b"third",
+        "media_versions/2026-01-01T030000/a.mp4": b"old first",
+        "media_versions/2026-01-01T030000/gone.mp4": b"old gone",
+    }
+    for name, data in files.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(data)
+    (dest / "media_files" / "unrecorded.mp4").write_bytes(b"not the store's")
+    with SnapshotStore.open(dest / "text_files") as store:
+        store.begin_snapshot("full")
+        for name, data in files.items():
+            md5, size = hashlib.md5(data).hexdigest(), len(data)
+            if name.startswith("media_files/"):
+                store.put_video(name.removeprefix("media_files/"), md5, size)
+            else:
+                store.put_version(name, name.rsplit("/", 1)[1], md5, size)
+        store.commit_snapshot()
+    assert verify_backup(dest).counts["videos"] == 5 and verify_backup(dest).ok
+
+    (dest / "media_files" / "a.mp4").write_bytes(b"first videX")  # same size, other bytes
+    (dest / "media_files" / "c.mp4").write_bytes(b"3rd")
+    (dest / "media_versions" / "2026-01-01T030000" / "gone.mp4").unlink()
+    with SnapshotStore.open(dest / "text_files", readonly=True) as store:
+        recorded = store.video_side()
+        versions = store.version_side("media_versions")
+        with pytest.raises(UsageError, match="record"):
+            asyncio.run(recorded.put("x.mp4", dest / "media_files" / "a.mp4", "0" * 32))
+    media = asyncio.run(check(recorded, LocalSide(dest / "media_files")))
+    assert media.same == ["sub/b.mp4"] and media.extra == ["unrecorded.mp4"]
+    assert sorted(media.mismatches) == ["a.mp4", "c.mp4"]
+    assert media.mismatches["c.mp4"].what == "size" and media.mismatches["a.mp4"].what == "md5"
+    kept = asyncio.run(check(versions, LocalSide(dest / "media_versions")))
+    assert kept.missing == ["2026-01-01T030000/gone.mp4"]
+    assert kept.same == ["2026-01-01T030000/a.mp4"]
+
+    report = verify_backup(dest)
+    assert not report.ok
+    assert report.counts["videos"] == 5 and report.counts["bad videos"] == 3
+    assert [(f.item, f.reason) for f in report.failures] == [
+        (
+            "media_files/a.mp4",
+            f"md5 {hashlib.md5(b'first videX').hexdigest()}, "
+            f"recorded {hashlib.md5(b'first video').hexdigest()}",
+        ),
+        ("media_files/c.mp4", "size 3, recorded 5"),
+        ("media_versions/2026-01-01T030000/gone.mp4", "missing from the backup"),
+    ]

@@ -84,3 +84,26 @@ def test_server_put_is_verified_on_the_server(tmp_path: Path) -> None:
     got, root = with_sandbox(tmp_path, body)
     assert got == digest
     assert (root / "new" / "up.mp4").read_bytes() == source.read_bytes()
+
+
+def test_an_unreadable_local_file_fails_that_file_only(tmp_path: Path) -> None:
+    """A local file that cannot be read (here a folder where a video is recorded) is one
+    difference with the reason, not an error that stops the comparison."""
+    from longterm_sync.media.sides import RecordedSide
+
+    (tmp_path / "held" / "v.mp4").mkdir(parents=True)
+    (tmp_path / "held" / "w.mp4").write_bytes(b"w")
+    side = LocalSide(tmp_path / "held")
+    with pytest.raises(FileFailed, match="cannot read"):
+        asyncio.run(side.md5("v.mp4"))
+
+    class Walked(LocalSide):  # lists the folder as a file, the way a racing walk could
+        async def walk(self):  # type: ignore[no-untyped-def]
+            tree = await super().walk()
+            tree.files["v.mp4"] = FileInfo("v.mp4", 1, 0)
+            return tree
+
+    record = RecordedSide("record", {"v.mp4": (1, "0" * 32), "w.mp4": (1, md5(b"w"))})
+    result = asyncio.run(check(record, Walked(tmp_path / "held")))
+    assert result.same == ["w.mp4"]
+    assert "cannot read" in result.different["v.mp4"]

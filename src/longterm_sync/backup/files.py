@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from ..ids import id_file_name
 
+MEDIA = "media_files"
+"""The server's videos as last verified (a storage side, and what the store records)."""
+VERSIONS = "media_versions"
+"""Old copies of videos that changed on the server, ``<run time>/<video path>``."""
+TEXT = "text_files"
+"""The snapshot store and ``latest/``."""
+
 RESULTS_ALL = "results_all.json"
 FEEDBACK_ALL = "results_feedback_all.json"
 MISSING_VIDEOS = "missing_videos.json"

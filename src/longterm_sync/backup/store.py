@@ -22,13 +22,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..errors import LocalIOError, UsageError
 from .codec import Codec, digest, pack_ids, split_chunks, unpack_ids
 from .schema import connect
+
+if TYPE_CHECKING:
+    from ..media.sides import RecordedSide
 
 STORE_NAME = "store.sqlite3"
 KINDS = ("nightly", "full")
@@ -413,6 +416,23 @@ class SnapshotStore:
             "SELECT path, rel, md5, size, snapshot_id, kept_at FROM video_versions ORDER BY path"
         )
         return [VersionRow(*row) for row in rows]
+
+    def video_side(self, name: str = "recorded") -> RecordedSide:
+        """The videos recorded under ``media_files/`` as a storage side (sizes and md5s as
+        fetched), to compare the folder with (:func:`longterm_sync.media.sides.check`)."""
+        from ..media.sides import RecordedSide  # SSH's imports only when videos are checked
+
+        return RecordedSide(name, {v.rel: (v.size, v.md5) for v in self.videos()})
+
+    def version_side(self, folder: str, name: str = "recorded") -> RecordedSide:
+        """The kept old versions as a storage side, by their path below ``folder`` (the
+        versions folder, ``media_versions``)."""
+        from ..media.sides import RecordedSide
+
+        prefix = f"{folder}/"
+        return RecordedSide(
+            name, {v.path.removeprefix(prefix): (v.size, v.md5) for v in self.versions()}
+        )
 
     def size_on_disk(self) -> int:
         """Bytes of the database file and its WAL."""

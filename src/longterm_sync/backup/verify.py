@@ -6,7 +6,8 @@ was recorded when it was stored.
 - every listing chunk re-hashed, and every id it names present;
 - every listing's chunks present and its record count right;
 - every video under ``media_files/`` and every kept old version re-hashed against the md5
-  recorded when it was fetched (a missing file is a failure too).
+  recorded when it was fetched (a missing file is a failure too): the store's record and each
+  folder are two storage sides (:mod:`longterm_sync.media.sides`), compared by ``check``.
 
 It only reads (the store is opened read-only), so it can run beside nothing else's writes
 and on a copy of the backup. Any difference is a failure in the summary: exit status 1.
@@ -14,16 +15,19 @@ and on a copy of the backup. Any difference is a failure in the summary: exit st
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
-from ..media.local import md5_file
+from ..config import Limits
+from ..media.sides import Comparison, LocalSide, check
 from ..summary import Summary
 from .codec import Codec, digest, unpack_ids
+from .files import MEDIA, TEXT, VERSIONS
 from .store import SnapshotStore
 
-MEDIA = "media_files"
-TEXT = "text_files"
+__all__ = ["TEXT", "verify_backup"]
+
 MAX_LISTED = 20
 _BATCH = 200
 
@@ -93,39 +97,45 @@ def _check_listings(store: SnapshotStore, records: set[int], summary: Summary) -
     summary.count("listings", listings)
 
 
-def _check_file(root: Path, rel_path: str, md5: str, size: int, summary: Summary) -> bool:
-    path = root.joinpath(*rel_path.split("/"))
-    try:
-        st = path.stat()
-    except OSError:
-        summary.fail(rel_path, "missing from the backup")
-        return False
-    if st.st_size != size:
-        summary.fail(rel_path, f"size {st.st_size}, recorded {size}")
-        return False
-    actual = md5_file(path)
-    if actual != md5:
-        summary.fail(rel_path, f"md5 {actual}, recorded {md5}")
-        return False
-    summary.bytes += size
-    return True
+def _report(folder: str, result: Comparison, summary: Summary) -> int:
+    """Failures of one folder against its record, in path order; the number of bad files."""
+    recorded = dict(result.mismatches)
+    bad = sorted([*result.missing, *recorded])
+    for rel in bad:
+        item = f"{folder}/{rel}"
+        if rel not in recorded:
+            summary.fail(item, "missing from the backup")
+        elif (m := recorded[rel]).what in ("size", "md5"):
+            summary.fail(item, f"{m.what} {m.b}, recorded {m.a}")
+        else:
+            summary.fail(item, m.describe(result.a_name, result.b_name))
+    return len(bad)
 
 
-def _check_videos(store: SnapshotStore, dest: Path, summary: Summary) -> None:
+def _check_videos(store: SnapshotStore, dest: Path, summary: Summary, checkers: int) -> None:
+    """Each folder of videos (``media_files/``, ``media_versions/``) against the store's
+    record of it; files the store does not record are not the store's to vouch for."""
+    pairs = [
+        (MEDIA, store.video_side(), LocalSide(dest / MEDIA)),
+        (VERSIONS, store.version_side(VERSIONS), LocalSide(dest / VERSIONS)),
+    ]
+
+    async def compare() -> list[Comparison]:
+        return [await check(recorded, held, concurrency=checkers) for _, recorded, held in pairs]
+
     ok = bad = 0
-    for video in store.videos():
-        good = _check_file(dest, f"{MEDIA}/{video.rel}", video.md5, video.size, summary)
-        ok, bad = ok + good, bad + (not good)
-    for version in store.versions():
-        good = _check_file(dest, version.path, version.md5, version.size, summary)
-        ok, bad = ok + good, bad + (not good)
+    for (folder, recorded, _), result in zip(pairs, asyncio.run(compare()), strict=True):
+        bad += _report(folder, result, summary)
+        ok += len(result.same)
+        summary.bytes += sum(recorded.files[rel][0] for rel in result.same)
     summary.count("videos", ok + bad)
     if bad:
         summary.count("bad videos", bad)
 
 
-def verify_backup(dest: Path) -> Summary:
-    """Check the backup in ``dest``; blocking (run it in a thread)."""
+def verify_backup(dest: Path, *, checkers: int = Limits.checkers) -> Summary:
+    """Check the backup in ``dest``; blocking (run it in a thread). ``checkers`` files are
+    re-hashed at once."""
     started = time.monotonic()
     summary = Summary(command="backup verify")
     with SnapshotStore.open(dest / TEXT, readonly=True) as store:
@@ -134,7 +144,7 @@ def verify_backup(dest: Path) -> Summary:
         _check_db(store, summary)
         records = _check_records(store, summary)
         _check_listings(store, records, summary)
-        _check_videos(store, dest, summary)
+        _check_videos(store, dest, summary, checkers)
         summary.details["latest_snapshot"] = latest.to_dict() if latest else None
     summary.details["dest"] = str(dest)
     summary.elapsed_s = time.monotonic() - started

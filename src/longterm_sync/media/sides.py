@@ -30,7 +30,7 @@ from typing import Protocol
 import asyncssh
 
 from ..atomic import atomic_writer
-from ..errors import FileFailed
+from ..errors import FileFailed, UsageError
 from ..summary import Summary
 from .local import HASH_CHUNK, md5_file, walk_local
 from .meter import Meter
@@ -83,6 +83,8 @@ class LocalSide:
             return await asyncio.to_thread(md5_file, path)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # unreadable: that file fails, not the whole comparison
+            raise FileFailed(f"cannot read {path}: {exc.strerror or exc}") from None
 
     async def put(self, rel: str, source: Path, md5: str) -> None:
         await asyncio.to_thread(_copy_verified, source, self.path(rel), md5)
@@ -143,25 +145,85 @@ class SftpSide:
         await upload(self.pool, source, self.remote.path(rel), info, md5, self.verify, Meter())
 
 
+class RecordedSide:
+    """Files as a record says they were when stored (the backup's snapshot store: its
+    ``media_files/`` videos and its kept old versions), sizes and md5s included. Comparing a
+    folder with it is verifying the folder against what was recorded; nothing is read from
+    disk. Read-only: a record is written by the run that stores the bytes, with them."""
+
+    def __init__(self, name: str, files: dict[str, tuple[int, str]]) -> None:
+        self.name = name
+        self.files = files  # rel -> (size, md5)
+
+    def __repr__(self) -> str:
+        return f"RecordedSide({self.name}, {len(self.files)} files)"
+
+    async def walk(self) -> Tree:
+        tree = Tree()
+        for rel, (size, _) in self.files.items():
+            tree.files[rel] = FileInfo(rel, size, 0)
+        return tree
+
+    async def stat(self, rel: str) -> FileInfo | None:
+        found = self.files.get(rel)
+        return None if found is None else FileInfo(rel, found[0], 0)
+
+    async def md5(self, rel: str) -> str | None:
+        found = self.files.get(rel)
+        return None if found is None else found[1]
+
+    async def put(self, rel: str, source: Path, md5: str) -> None:
+        raise UsageError(f"{self.name} is a record: it is written with the bytes it describes")
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """How one file differs between the two sides: ``what`` is ``size`` or ``md5`` (``a``
+    and ``b`` each side's value), ``no md5`` (``a`` or ``b`` None: that side vouches for
+    none) or ``unreadable`` (``reason`` says why)."""
+
+    what: str
+    a: int | str | None = None
+    b: int | str | None = None
+    reason: str = ""
+
+    def describe(self, a_name: str, b_name: str) -> str:
+        if self.what in ("size", "md5"):
+            return f"{self.what} {self.b} in {b_name}, {self.a} in {a_name}"
+        if self.what == "no md5":
+            return f"no md5 in {a_name if self.a is None else b_name}"
+        return self.reason
+
+
 @dataclass
 class Comparison:
     """What :func:`check` found, by relative path."""
 
     same: list[str] = field(default_factory=list)
-    different: dict[str, str] = field(default_factory=dict)  # rel -> why
+    mismatches: dict[str, Mismatch] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # in a, not in b
     extra: list[str] = field(default_factory=list)  # in b, not in a
+    a_name: str = "a"
+    b_name: str = "b"
+
+    @property
+    def different(self) -> dict[str, str]:
+        """rel -> why, in one line naming the sides."""
+        return {
+            rel: m.describe(self.a_name, self.b_name) for rel, m in sorted(self.mismatches.items())
+        }
 
     @property
     def ok(self) -> bool:
-        return not self.different and not self.missing
+        return not self.mismatches and not self.missing
 
 
 async def check(a: Side, b: Side, *, md5: bool = True, concurrency: int = 8) -> Comparison:
     """Compare side ``b`` with side ``a``: every video of ``a`` must be in ``b`` with the
-    same size and (``md5``) the same md5. Videos only in ``b`` are listed, not wrong."""
+    same size and (``md5``) the same md5. Videos only in ``b`` are listed, not wrong.
+    ``concurrency`` bounds the md5s asked at once (a local side hashes: disk and CPU)."""
     tree_a, tree_b = await asyncio.gather(a.walk(), b.walk())
-    out = Comparison()
+    out = Comparison(a_name=a.name, b_name=b.name)
     out.extra = sorted(set(tree_b.files) - set(tree_a.files))
     gate = asyncio.Semaphore(concurrency)
 
@@ -171,7 +233,7 @@ async def check(a: Side, b: Side, *, md5: bool = True, concurrency: int = 8) -> 
             out.missing.append(rel)
             return
         if fa.size != fb.size:
-            out.different[rel] = f"size {fb.size} in {b.name}, {fa.size} in {a.name}"
+            out.mismatches[rel] = Mismatch("size", fa.size, fb.size)
             return
         if not md5:
             out.same.append(rel)
@@ -180,13 +242,12 @@ async def check(a: Side, b: Side, *, md5: bool = True, concurrency: int = 8) -> 
             try:
                 ha, hb = await a.md5(rel), await b.md5(rel)
             except FileFailed as exc:
-                out.different[rel] = str(exc)
+                out.mismatches[rel] = Mismatch("unreadable", reason=str(exc))
                 return
         if ha is None or hb is None:
-            where = a.name if ha is None else b.name
-            out.different[rel] = f"no md5 in {where}"
+            out.mismatches[rel] = Mismatch("no md5", ha, hb)
         elif ha != hb:
-            out.different[rel] = f"md5 {hb} in {b.name}, {ha} in {a.name}"
+            out.mismatches[rel] = Mismatch("md5", ha, hb)
         else:
             out.same.append(rel)
 
@@ -204,7 +265,7 @@ def comparison_summary(command: str, result: Comparison) -> Summary:
     summary.count("same", len(result.same))
     for rel in result.missing:
         summary.fail(rel, "missing")
-    for rel, why in sorted(result.different.items()):
+    for rel, why in result.different.items():
         summary.fail(rel, why)
     if result.extra:
         summary.count("only in the second", len(result.extra))

@@ -50,14 +50,17 @@ import orjson
 from ..api import FEEDBACK_COMMENTS, MISSING_VIDEOS, WATCH_RESULTS, PlatformClient, date_param
 from ..backup.codec import Codec, digest
 from ..backup.files import (
-    MISSING_VIDEOS as MISSING_FILE,
-)
-from ..backup.files import (
+    MEDIA,
+    TEXT,
     UNASSIGNED_FEEDBACK,
     UNASSIGNED_RESULTS,
+    VERSIONS,
     feedback_name,
     results_name,
     schedule_name,
+)
+from ..backup.files import (
+    MISSING_VIDEOS as MISSING_FILE,
 )
 from ..backup.restore import LATEST, replace_latest
 from ..backup.store import Mark, Prepared, SnapshotInfo, SnapshotStore
@@ -78,9 +81,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("longterm_sync.backup")
 
-MEDIA = "media_files"
-VERSIONS = "media_versions"
-TEXT = "text_files"
 LOG_NAME = "backup_log.txt"
 REPORT = "report"
 DEFAULT_DEST = Path("longterm_backup")
