@@ -107,3 +107,40 @@ def test_an_unreadable_local_file_fails_that_file_only(tmp_path: Path) -> None:
     result = asyncio.run(check(record, Walked(tmp_path / "held")))
     assert result.same == ["w.mp4"]
     assert "cannot read" in result.different["v.mp4"]
+
+
+def test_mirror_runs_between_any_two_sides(tmp_path: Path) -> None:
+    """``mirror`` goes through the side protocol only: here from one local folder to
+    another (no server, no helper process). A video is copied verified, a re-run copies
+    nothing (and writes the sidecars), a changed video's old copy goes to the versions
+    side, and a video without a sidecar is not copied (the mirror's rule)."""
+    from longterm_sync.media.sync import mirror
+
+    origin, copy, versions = tmp_path / "origin", tmp_path / "copy", tmp_path / "versions"
+    videos = {"a/one.mp4": os.urandom(3000), "two.mp4": b"two"}
+    for rel, data in videos.items():
+        (origin / rel).parent.mkdir(parents=True, exist_ok=True)
+        (origin / rel).write_bytes(data)
+        (origin / f"{rel}.md5sum").write_text(f"{md5(data)}  {Path(rel).name}\n")
+    (origin / "unvouched.mp4").write_bytes(b"bytes")
+
+    def run() -> dict[str, int]:
+        summary = asyncio.run(
+            mirror(LocalSide(origin), LocalSide(copy), LIMITS, versions=LocalSide(versions))
+        )
+        return dict(summary.counts)
+
+    first = run()
+    assert first["downloaded"] == 2 and first["failed"] == 1
+    assert not (copy / "unvouched.mp4").exists()
+    again = run()
+    assert "downloaded" not in again and again["skipped (unchanged)"] == 2
+    for rel, data in videos.items():
+        assert (copy / rel).read_bytes() == data
+        assert (copy / f"{rel}.md5sum").read_text().split()[0] == md5(data)
+    (origin / "two.mp4").write_bytes(b"TWO")
+    (origin / "two.mp4.md5sum").write_text(md5(b"TWO") + "\n")
+    changed = run()
+    assert changed["downloaded"] == 1 and changed["old versions kept"] == 1
+    assert (copy / "two.mp4").read_bytes() == b"TWO"
+    assert (versions / "two.mp4").read_bytes() == b"two"

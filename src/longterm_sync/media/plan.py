@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import FileFailed
 from .local import md5_file
@@ -30,6 +32,12 @@ class Decision:
     reason: str
     size: int
     md5: str | None = None  # expected md5 when known (download: sidecar; upload: local)
+
+
+class Vouching(Protocol):
+    """What deciding needs of a side: the md5 it vouches for (a storage side)."""
+
+    async def md5(self, rel: str) -> str | None: ...
 
 
 async def local_md5(root: Path, info: FileInfo, cache: Md5Cache) -> str:
@@ -54,8 +62,10 @@ def _logged(decisions: list[Decision], direction: str) -> list[Decision]:
 
 
 async def decide_download(
-    remote: Remote, rtree: Tree, local_root: Path, ltree: Tree, cache: Md5Cache, checkers: int
+    source: Vouching, rtree: Tree, dest: Vouching, ltree: Tree, cache: Md5Cache, checkers: int
 ) -> list[Decision]:
+    """What a mirror from ``source`` (listed as ``rtree``) into ``dest`` (``ltree``) must
+    do; ``dest.md5`` is expected to answer from ``cache`` when it can (a LocalSide does)."""
     sem = asyncio.Semaphore(max(1, checkers))
 
     async def one(video: FileInfo) -> Decision:
@@ -76,8 +86,13 @@ async def decide_download(
                 rel, TRANSFER, f"size differs (local {have.size}, server {video.size})", video.size
             )
         async with sem:
-            mine = await local_md5(local_root, have, cache)
-        verdict, detail = await _sidecar_verdict(remote, video, sidecar, mine, cache, sem)
+            try:
+                mine = await dest.md5(rel)
+            except FileFailed as exc:
+                return Decision(rel, FAIL, str(exc), video.size)
+        if mine is None:
+            return Decision(rel, TRANSFER, "missing locally", video.size)
+        verdict, detail = await _sidecar_verdict(source.md5, video, sidecar, mine, cache, sem)
         if verdict in (UNCHANGED, MATCHES):
             return Decision(rel, SKIP, verdict, video.size, mine)
         if verdict == DIFFERS:
@@ -127,7 +142,9 @@ async def decide_upload(
             return Decision(
                 rel, TRANSFER, "no .md5sum beside it on the server", mine_info.size, mine
             )
-        verdict, detail = await _sidecar_verdict(remote, theirs_info, sidecar, mine, cache, sem)
+        verdict, detail = await _sidecar_verdict(
+            remote.read_sidecar, theirs_info, sidecar, mine, cache, sem
+        )
         if verdict in (UNCHANGED, MATCHES):
             return Decision(rel, SKIP, verdict, mine_info.size, mine)
         if verdict == DIFFERS:
@@ -147,7 +164,7 @@ DIFFERS = "md5 differs"
 
 
 async def _sidecar_verdict(
-    remote: Remote,
+    theirs_md5: Callable[[str], Awaitable[str | None]],
     video: FileInfo,
     sidecar: FileInfo,
     mine: str,
@@ -162,7 +179,7 @@ async def _sidecar_verdict(
         return UNCHANGED, mine
     async with sem:
         try:
-            theirs = await remote.read_sidecar(video.rel)
+            theirs = await theirs_md5(video.rel)
         except FileFailed as exc:
             return "", str(exc)
     if theirs is None:

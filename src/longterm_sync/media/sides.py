@@ -20,7 +20,9 @@ store) is one more class and every tool that takes sides works with it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import posixpath
 import shutil
 from dataclasses import dataclass, field
@@ -29,15 +31,24 @@ from typing import Protocol
 
 import asyncssh
 
-from ..atomic import atomic_writer
+from ..atomic import atomic_writer, fsync_dir, local_io_error, write_bytes_atomic
 from ..errors import FileFailed, UsageError
 from ..summary import Summary
 from .local import HASH_CHUNK, md5_file, walk_local
+from .md5cache import Md5Cache
 from .meter import Meter
-from .names import local_path
+from .names import SIDECAR_SUFFIX, UnsafeNameError, local_path
 from .remote import FileInfo, SftpRemote, Tree
 from .sftp import SftpPool
-from .transfer import upload
+from .transfer import download, upload
+
+
+@dataclass(frozen=True)
+class Copied:
+    """A verified copy: its md5, and the new file as the side holding it lists it."""
+
+    md5: str
+    info: FileInfo
 
 
 class Side(Protocol):
@@ -51,24 +62,68 @@ class Side(Protocol):
 
     async def md5(self, rel: str) -> str | None: ...
 
-    async def put(self, rel: str, source: Path, md5: str) -> None: ...
+    async def put(
+        self,
+        rel: str,
+        source: Path | Side,
+        md5: str | None = None,
+        *,
+        progress: Meter | None = None,
+    ) -> Copied: ...
+
+
+def _listed(tree: Tree | None, rel: str) -> FileInfo | None:
+    return tree.files.get(rel) if tree is not None else None
 
 
 class LocalSide:
-    """A local folder of videos (hidden files, partials and symlinks are not part of it)."""
+    """A local folder of videos (hidden files, partials and symlinks are not part of it).
 
-    def __init__(self, root: Path, name: str | None = None) -> None:
+    With a ``cache`` (:class:`.md5cache.Md5Cache`), ``md5`` of a file unchanged since it was
+    last hashed (same size and mtime_ns as this side's last walk lists) is not read again:
+    a mirror's no-change run costs one listing. A copy into this side is written under a
+    partial name, hashed while written, fsynced, and renamed only once its md5 is the
+    source's, with its ``.md5sum`` sidecar beside it; ``.partial`` files found by the last
+    walk are resumed.
+    """
+
+    def __init__(self, root: Path, name: str | None = None, *, cache: Md5Cache | None = None):
         self.root = root
         self.name = name or str(root)
+        self.cache = cache
+        self.listed: Tree | None = None  # the last walk: file keys for the cache, partials
+        self._resolved: dict[str, Path] = {}
 
     def __repr__(self) -> str:
         return f"LocalSide({self.root})"
 
     def path(self, rel: str) -> Path:
-        return local_path(self.root, rel)
+        """Where ``rel`` lives; :class:`.names.UnsafeNameError` for a name that may not
+        become a path below the root (a hostile listing, a symlinked folder)."""
+        found = self._resolved.get(rel)
+        return found if found is not None else local_path(self.root, rel)
+
+    def resolve(self, rels: list[str]) -> dict[str, Path | str]:
+        """Blocking: each file's path, or why it may not be written (see names.py). The
+        paths are kept, so that copies into this side do not resolve them again on the
+        event loop (it takes a few system calls per file)."""
+        out: dict[str, Path | str] = {}
+        for rel in rels:
+            try:
+                out[rel] = self._resolved[rel] = local_path(self.root, rel)
+            except UnsafeNameError as exc:
+                out[rel] = str(exc)
+        return out
+
+    def _known(self, rel: str) -> Path:
+        """A file this side listed itself: its path is safe without resolving it again."""
+        if _listed(self.listed, rel) is not None:
+            return self.root.joinpath(*rel.split("/"))
+        return self.path(rel)
 
     async def walk(self) -> Tree:
-        return await asyncio.to_thread(walk_local, self.root)
+        self.listed = await asyncio.to_thread(walk_local, self.root)
+        return self.listed
 
     async def stat(self, rel: str) -> FileInfo | None:
         try:
@@ -78,19 +133,98 @@ class LocalSide:
         return FileInfo(rel, st.st_size, int(st.st_mtime), st.st_mtime_ns)
 
     async def md5(self, rel: str) -> str | None:
-        path = self.path(rel)
+        info = _listed(self.listed, rel)
+        if info is not None and self.cache is not None:
+            cached = self.cache.local_md5(info)
+            if cached is not None:
+                return cached
+        path = self._known(rel)
         try:
-            return await asyncio.to_thread(md5_file, path)
+            md5 = await asyncio.to_thread(md5_file, path)
         except FileNotFoundError:
             return None
         except OSError as exc:  # unreadable: that file fails, not the whole comparison
             raise FileFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+        if info is not None and self.cache is not None:
+            self.cache.set_local(info, md5)
+        return md5
 
-    async def put(self, rel: str, source: Path, md5: str) -> None:
-        await asyncio.to_thread(_copy_verified, source, self.path(rel), md5)
+    async def put(
+        self,
+        rel: str,
+        source: Path | Side,
+        md5: str | None = None,
+        *,
+        progress: Meter | None = None,
+        resume: int | None = None,
+    ) -> Copied:
+        """A verified copy of ``source`` (a local file, or ``rel`` of another side) as
+        ``rel``. From the server the md5 is its sidecar, read while the bytes come, and a
+        partial left by an interrupted copy is resumed (``resume``: its size, by default
+        as the last walk found it)."""
+        if isinstance(source, SftpSide):
+            return await self._download(rel, source, progress or Meter(), resume)
+        if isinstance(source, LocalSide):
+            return await self._copy_from(rel, source, md5)
+        return await self._copy(rel, _file_of(source, rel), md5)
+
+    async def _download(
+        self, rel: str, server: SftpSide, progress: Meter, resume: int | None
+    ) -> Copied:
+        if resume is None:
+            resume = self.listed.partials.get(rel, 0) if self.listed is not None else 0
+        return await server.fetch(rel, self.path(rel), progress, resume)
+
+    async def _copy_from(self, rel: str, other: LocalSide, md5: str | None) -> Copied:
+        return await self._copy(rel, other._known(rel), md5 or await other.md5(rel))
+
+    async def _copy(self, rel: str, file: Path, md5: str | None) -> Copied:
+        if md5 is None:
+            raise UsageError(f"{self.name} cannot copy {rel} without the md5 to verify it by")
+        st = await asyncio.to_thread(_copy_verified, file, self.path(rel), md5)
+        return Copied(md5, FileInfo(rel, st.st_size, int(st.st_mtime), st.st_mtime_ns))
+
+    def write_sidecar(self, rel: str, md5: str) -> None:
+        """Blocking: ``<rel>.md5sum`` (md5sum's format) beside a file this side listed."""
+        final = self._known(rel)
+        write_bytes_atomic(final.with_name(final.name + SIDECAR_SUFFIX), f"{md5}\n".encode())
+
+    def remove(self, rel: str) -> None:
+        """Blocking: delete a listed file and its sidecar (a mirror's ``--delete``)."""
+        path = self._known(rel)
+        for victim in (path, path.with_name(path.name + SIDECAR_SUFFIX)):
+            with contextlib.suppress(FileNotFoundError):
+                try:
+                    victim.unlink()
+                except OSError as exc:
+                    raise local_io_error(exc, victim) from exc
+
+    def keep(self, rel: str, origin: LocalSide) -> None:
+        """Blocking: move ``rel`` of ``origin`` (and its sidecar) to ``rel`` here, on the
+        same disk (``rsync --backup-dir``: the old copy of a changed video is kept)."""
+        final, target = origin._known(rel), self.root.joinpath(*rel.split("/"))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            final.replace(target)
+            side = final.with_name(final.name + SIDECAR_SUFFIX)
+            if side.exists():
+                side.replace(target.with_name(target.name + SIDECAR_SUFFIX))
+        except OSError as exc:
+            raise local_io_error(exc, target) from exc
+        fsync_dir(target.parent)
+        fsync_dir(final.parent)
 
 
-def _copy_verified(source: Path, target: Path, md5: str) -> None:
+def _file_of(source: Path | Side, rel: str) -> Path:
+    """The local file a copy reads: ``source`` itself, or ``rel`` of a local side."""
+    if isinstance(source, LocalSide):
+        return source._known(rel)
+    if isinstance(source, Path):
+        return source
+    raise UsageError(f"no copy of {rel} from {source!r} to here: only from local files")
+
+
+def _copy_verified(source: Path, target: Path, md5: str) -> os.stat_result:
     """Copy, hashing while writing; a copy whose md5 is not ``md5`` never gets its name."""
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.md5()
@@ -110,21 +244,28 @@ def _copy_verified(source: Path, target: Path, md5: str) -> None:
             f"copy of {source.name} has md5 {digest.hexdigest()}, expected {md5}"
         ) from None
     shutil.copystat(source, target)
+    return target.stat()
 
 
 class SftpSide:
-    """The media folder on the server, over an open :class:`SftpPool`."""
+    """The media folder on the server, over an open :class:`SftpPool`; its md5s are the
+    platform's ``.md5sum`` sidecars."""
 
     def __init__(self, pool: SftpPool, root: str, *, verify: str = "md5") -> None:
         self.remote = SftpRemote(pool, root, concurrency=pool.limits.checkers)
         self.pool, self.verify = pool, verify
         self.name = f"{pool.profile.ssh_host}:{self.remote.root}"
+        self.listed: Tree | None = None  # the last walk: what a copy from here expects
 
     def __repr__(self) -> str:
         return f"SftpSide({self.name})"
 
+    async def exists(self) -> bool:
+        return await self.remote.exists()
+
     async def walk(self) -> Tree:
-        return await self.remote.walk()
+        self.listed = await self.remote.walk()
+        return self.listed
 
     async def stat(self, rel: str) -> FileInfo | None:
         try:
@@ -136,13 +277,37 @@ class SftpSide:
     async def md5(self, rel: str) -> str | None:
         return await self.remote.read_sidecar(rel)
 
-    async def put(self, rel: str, source: Path, md5: str) -> None:
-        st = await asyncio.to_thread(source.stat)
+    async def fetch(self, rel: str, target: Path, progress: Meter, resume: int = 0) -> Copied:
+        """Download ``rel`` to the local ``target`` (:func:`.transfer.download`: pipelined
+        reads, md5 while writing, the sidecar read meanwhile, tmp + fsync + rename)."""
+        video = _listed(self.listed, rel) or await self.stat(rel)
+        if video is None:
+            raise FileFailed("it vanished from the server")
+        landed = await download(
+            self.pool, self.remote.path(rel), video, self.md5(rel), target, progress, resume
+        )
+        st = landed.stat
+        assert st is not None
+        return Copied(landed.md5, FileInfo(rel, st.st_size, int(st.st_mtime), st.st_mtime_ns))
+
+    async def put(
+        self,
+        rel: str,
+        source: Path | Side,
+        md5: str | None = None,
+        *,
+        progress: Meter | None = None,
+    ) -> Copied:
+        file = _file_of(source, rel)
+        st = await asyncio.to_thread(file.stat)
         info = FileInfo(rel, st.st_size, int(st.st_mtime), st.st_mtime_ns)
         folder = posixpath.dirname(self.remote.path(rel))
         if folder:
             await self.pool.sftp.makedirs(folder, exist_ok=True)
-        await upload(self.pool, source, self.remote.path(rel), info, md5, self.verify, Meter())
+        video, _, sent = await upload(
+            self.pool, file, self.remote.path(rel), info, md5, self.verify, progress or Meter()
+        )
+        return Copied(sent, video)
 
 
 class RecordedSide:
@@ -172,7 +337,14 @@ class RecordedSide:
         found = self.files.get(rel)
         return None if found is None else found[1]
 
-    async def put(self, rel: str, source: Path, md5: str) -> None:
+    async def put(
+        self,
+        rel: str,
+        source: Path | Side,
+        md5: str | None = None,
+        *,
+        progress: Meter | None = None,
+    ) -> Copied:
         raise UsageError(f"{self.name} is a record: it is written with the bytes it describes")
 
 

@@ -7,14 +7,13 @@ and returns a Summary: transferred, skipped with reason counts, verified, failed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import posixpath
 import time
 from pathlib import Path
 from typing import Any
 
-from ..atomic import fsync_dir, local_io_error, write_bytes_atomic
+from ..atomic import local_io_error, write_bytes_atomic
 from ..config import Limits, ServerProfile
 from ..errors import InputFileError, LocalIOError, RemoteError, UsageError
 from ..events import Reporter
@@ -22,7 +21,7 @@ from ..summary import Summary
 from .local import walk_local_async
 from .md5cache import Md5Cache
 from .meter import JOB, Meter
-from .names import SIDECAR_SUFFIX, UnsafeNameError, local_path
+from .names import SIDECAR_SUFFIX
 from .plan import FAIL, SKIP, TRANSFER, Decision, decide_download, decide_upload
 from .remote import FileInfo, SftpRemote, Tree, parse_md5
 from .sftp import (
@@ -33,7 +32,8 @@ from .sftp import (
     describe,
     sftp_error_text,
 )
-from .transfer import download, upload
+from .sides import LocalSide, SftpSide, Side
+from .transfer import upload
 from .worker import run_worker
 
 log = logging.getLogger("longterm_sync.media")
@@ -81,130 +81,156 @@ async def mirror_down(
     reporter: Reporter | None = None,
     versions_dir: Path | None = None,
 ) -> Summary:
-    """Make ``dest`` a verified copy of the media folder; local extras stay unless ``delete``.
-
-    With ``versions_dir``, a local video about to be replaced by a changed one from the
-    server is first moved there, same relative path, with its sidecar (``rsync --backup
-    --backup-dir``): the backup never overwrites what it holds. ``details["versions"]``
-    lists what was moved, ``details["gone"]`` the local videos the server no longer has.
+    """Make ``dest`` a verified copy of the server's media folder (:func:`mirror` from its
+    :class:`.sides.SftpSide` into a :class:`.sides.LocalSide` of ``dest``, whose md5 cache
+    is ``dest``'s own); local extras stay unless ``delete``; ``versions_dir``: see mirror.
     """
     started = time.monotonic()
-    summary = Summary(command=JOB)
     try:
         await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
     except OSError as exc:
         raise local_io_error(exc, dest) from exc
     cache = await asyncio.to_thread(Md5Cache, dest, server_id(profile))
-    progress = Meter(reporter)
-    hashes: dict[str, str] = {}
+    local = LocalSide(dest, cache=cache)
+    versions = LocalSide(versions_dir) if versions_dir is not None else None
     try:
         async with SftpPool(profile, limits, accept_new_host_key=accept_new_host_key) as pool:
-            remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
-            if not await remote.exists():
+            server = SftpSide(pool, profile.media_dir)
+            if not await server.exists():
                 raise RemoteError(
                     f"{profile.media_dir} does not exist on {describe(profile)}",
                     hint="check media_dir in the server's profile",
                 )
-            rtree, ltree = await asyncio.gather(remote.walk(), walk_local_async(dest))
-            for name, why in rtree.refused:
-                summary.count("refused")
-                summary.fail(name, f"refused from the server listing: {why}")
-            decisions = await decide_download(remote, rtree, dest, ltree, cache, limits.checkers)
-            wanted = [d for d in decisions if d.action == TRANSFER]
-            finals = await asyncio.to_thread(_resolve_local, dest, [d.rel for d in wanted])
-            todo: list[tuple[Decision, Path]] = []
-            for d in decisions:
-                if d.action == FAIL:
-                    summary.count("failed")
-                    summary.fail(d.rel, d.reason)
-                elif d.action == SKIP:  # found by walking dest itself: the path is safe
-                    summary.count(_skip_reason(d.reason))
-                    if d.md5:
-                        hashes[d.rel] = d.md5
-                        if d.rel not in ltree.sidecars:
-                            final = dest.joinpath(*d.rel.split("/"))
-                            await asyncio.to_thread(_write_sidecar, final, d.md5)
-                elif isinstance(target := finals[d.rel], str):
-                    summary.count("refused")
-                    summary.fail(d.rel, f"refused: {target}")
-                else:
-                    todo.append((d, target))
-            if versions_dir is not None:
-                replaced = [(d.rel, f) for d, f in todo if d.rel in ltree.files]
-                moved = await asyncio.to_thread(_keep_versions, dest, versions_dir, replaced)
-                if moved:
-                    summary.count("old versions kept", len(moved))
-                    summary.details["versions"] = moved
-            progress.plan(len(todo), sum(d.size for d, _ in todo))
-            sem = asyncio.Semaphore(_workers(limits))
-
-            def landed_ok(rel: str, md5: str, mine: FileInfo) -> None:
-                cache.set_local(mine, md5)
-                cache.set_remote(rel, rtree.files[rel], rtree.sidecars[rel], md5)
-                hashes[rel] = md5
-                summary.count("downloaded")
-                summary.bytes += rtree.files[rel].size
-                progress.finish(rel)
-
-            def failed(rel: str, reason: str) -> None:
-                summary.count("failed")
-                summary.fail(rel, reason)
-                progress.fail(rel, reason)
-
-            def on_worker_event(ev: dict[str, Any]) -> None:
-                if "progress" in ev:
-                    progress.advance(int(ev["progress"]))
-                elif "resumed" in ev:
-                    progress.resumed_bytes += int(ev["resumed"])
-                elif "done" in ev:
-                    rel = str(ev["done"])
-                    mine = FileInfo(rel, ev["size"], ev["mtime"], ev["mtime_ns"])
-                    landed_ok(rel, str(ev["md5"]), mine)
-                elif "failed" in ev:
-                    failed(str(ev["failed"]), str(ev["reason"]))
-
-            async def fetch(d: Decision, final: Path) -> None:
-                async with sem:
-                    video = rtree.files[d.rel]
-                    try:
-                        landed = await download(
-                            pool,
-                            remote.path(d.rel),
-                            video,
-                            remote.read_sidecar(d.rel),
-                            final,
-                            progress,
-                            ltree.partials.get(d.rel, 0),
-                        )
-                    except FileFailed as exc:
-                        failed(d.rel, str(exc))
-                        return
-                    st = landed.stat
-                    assert st is not None
-                    mine = FileInfo(d.rel, st.st_size, int(st.st_mtime), st.st_mtime_ns)
-                    landed_ok(d.rel, landed.md5, mine)
-
-            shares = split_work([(d.rel, d.size) for d, _ in todo], limits.sftp_processes)
-            mine_now = set(shares[0])
-            async with asyncio.TaskGroup() as tg:
-                for share in shares[1:]:
-                    files = [rtree.files[rel] for rel in share]
-                    partials = {rel: ltree.partials.get(rel, 0) for rel in share}
-                    tg.create_task(
-                        run_worker(profile, limits, dest, files, partials, on_worker_event)
-                    )
-                for d, final in todo:
-                    if d.rel in mine_now:
-                        tg.create_task(fetch(d, final))
-            if len(shares) > 1:
-                summary.details["processes"] = len(shares)
-            await asyncio.to_thread(_local_only, summary, dest, rtree, ltree, delete)
+            summary = await mirror(
+                server, local, limits, delete=delete, reporter=reporter, versions=versions
+            )
     except* CONNECTION_LOST as group:
         raise connection_lost(profile, group.exceptions[0]) from None
     except* (RemoteError, LocalIOError, UsageError) as group:
         raise group.exceptions[0] from None
+    summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+async def mirror(
+    source: Side,
+    dest: LocalSide,
+    limits: Limits,
+    *,
+    delete: bool = False,
+    reporter: Reporter | None = None,
+    versions: LocalSide | None = None,
+) -> Summary:
+    """Make side ``dest`` a verified copy of side ``source``, through the side protocol:
+    walk both, decide each file (:mod:`.plan`: size, then md5 as each side vouches for it),
+    ``dest.put`` each copy (verified: md5 while writing, tmp + fsync + rename). From the
+    server, a share of the files goes to helper processes (``Limits.sftp_processes``).
+
+    With ``versions``, a video of ``dest`` about to be replaced by a changed one is first
+    moved there, same relative path, with its sidecar (``rsync --backup --backup-dir``):
+    the backup never overwrites what it holds. ``details["versions"]`` lists what was
+    moved, ``details["gone"]`` the videos ``source`` no longer has, ``details["md5"]`` the
+    md5 of every video ``dest`` now holds as verified.
+    """
+    started = time.monotonic()
+    summary = Summary(command=JOB)
+    cache = dest.cache
+    if cache is None:
+        cache = dest.cache = await asyncio.to_thread(Md5Cache, dest.root, source.name)
+    progress = Meter(reporter)
+    hashes: dict[str, str] = {}
+    try:
+        rtree, ltree = await asyncio.gather(source.walk(), dest.walk())
+        _phase("listed both sides", started)
+        for name, why in rtree.refused:
+            summary.count("refused")
+            summary.fail(name, f"refused from the server listing: {why}")
+        decisions = await decide_download(source, rtree, dest, ltree, cache, limits.checkers)
+        wanted = [d.rel for d in decisions if d.action == TRANSFER]
+        finals = await asyncio.to_thread(dest.resolve, wanted)
+        todo: list[Decision] = []
+        for d in decisions:
+            if d.action == FAIL:
+                summary.count("failed")
+                summary.fail(d.rel, d.reason)
+            elif d.action == SKIP:  # found by walking dest itself: the path is safe
+                summary.count(_skip_reason(d.reason))
+                if d.md5:
+                    hashes[d.rel] = d.md5
+                    if d.rel not in ltree.sidecars:
+                        await asyncio.to_thread(dest.write_sidecar, d.rel, d.md5)
+            elif isinstance(target := finals[d.rel], str):
+                summary.count("refused")
+                summary.fail(d.rel, f"refused: {target}")
+            else:
+                todo.append(d)
+        if versions is not None:
+            replaced = [d.rel for d in todo if d.rel in ltree.files]
+            moved = await asyncio.to_thread(_keep_versions, dest, versions, replaced)
+            if moved:
+                summary.count("old versions kept", len(moved))
+                summary.details["versions"] = moved
+        progress.plan(len(todo), sum(d.size for d in todo))
+        sem = asyncio.Semaphore(_workers(limits))
+
+        def landed_ok(rel: str, md5: str, mine: FileInfo) -> None:
+            cache.set_local(mine, md5)
+            cache.set_remote(rel, rtree.files[rel], rtree.sidecars[rel], md5)
+            hashes[rel] = md5
+            summary.count("downloaded")
+            summary.bytes += rtree.files[rel].size
+            progress.finish(rel)
+
+        def failed(rel: str, reason: str) -> None:
+            summary.count("failed")
+            summary.fail(rel, reason)
+            progress.fail(rel, reason)
+
+        def on_worker_event(ev: dict[str, Any]) -> None:
+            if "progress" in ev:
+                progress.advance(int(ev["progress"]))
+            elif "resumed" in ev:
+                progress.resumed_bytes += int(ev["resumed"])
+            elif "done" in ev:
+                rel = str(ev["done"])
+                mine = FileInfo(rel, ev["size"], ev["mtime"], ev["mtime_ns"])
+                landed_ok(rel, str(ev["md5"]), mine)
+            elif "failed" in ev:
+                failed(str(ev["failed"]), str(ev["reason"]))
+
+        async def fetch(d: Decision) -> None:
+            async with sem:
+                try:
+                    copied = await dest.put(d.rel, source, progress=progress)
+                except FileFailed as exc:
+                    failed(d.rel, str(exc))
+                    return
+                landed_ok(d.rel, copied.md5, copied.info)
+
+        # Helper processes read the server with their own connections (see worker.py).
+        helpers = limits.sftp_processes if isinstance(source, SftpSide) else 1
+        shares = split_work([(d.rel, d.size) for d in todo], helpers)
+        mine_now = set(shares[0])
+        async with asyncio.TaskGroup() as tg:
+            for share in shares[1:]:
+                assert isinstance(source, SftpSide)
+                files = [rtree.files[rel] for rel in share]
+                partials = {rel: ltree.partials.get(rel, 0) for rel in share}
+                tg.create_task(
+                    run_worker(
+                        source.pool.profile, limits, dest.root, files, partials, on_worker_event
+                    )
+                )
+            for d in todo:
+                if d.rel in mine_now:
+                    tg.create_task(fetch(d))
+        if len(shares) > 1:
+            summary.details["processes"] = len(shares)
+        await asyncio.to_thread(_local_only, summary, dest, rtree, ltree, delete)
+    except* (RemoteError, LocalIOError, UsageError) as group:
+        raise group.exceptions[0] from None
     finally:
-        await asyncio.to_thread(cache.prune_missing, dest, set(hashes))
+        await asyncio.to_thread(cache.prune_missing, dest.root, set(hashes))
         await _save(cache)
     summary.details["md5"] = dict(sorted(hashes.items()))
     if progress.resumed_bytes:
@@ -236,17 +262,6 @@ def split_work(items: list[tuple[str, int]], processes: int) -> list[list[str]]:
     return shares
 
 
-def _resolve_local(dest: Path, rels: list[str]) -> dict[str, Path | str]:
-    """Blocking: each file's local path, or why it may not be written (see names.py)."""
-    out: dict[str, Path | str] = {}
-    for rel in rels:
-        try:
-            out[rel] = local_path(dest, rel)
-        except UnsafeNameError as exc:
-            out[rel] = str(exc)
-    return out
-
-
 def _write_sidecar(final: Path, md5: str) -> None:
     write_bytes_atomic(final.with_name(final.name + SIDECAR_SUFFIX), f"{md5}\n".encode())
 
@@ -261,7 +276,7 @@ def refused_cover(rel: str, refused: list[tuple[str, str]]) -> bool:
     return False
 
 
-def _local_only(summary: Summary, dest: Path, rtree: Tree, ltree: Tree, delete: bool) -> None:
+def _local_only(summary: Summary, dest: LocalSide, rtree: Tree, ltree: Tree, delete: bool) -> None:
     extra = sorted(rel for rel in ltree.files if rel not in rtree.files)
     if delete:
         shielded = [rel for rel in extra if refused_cover(rel, rtree.refused)]
@@ -278,35 +293,17 @@ def _local_only(summary: Summary, dest: Path, rtree: Tree, ltree: Tree, delete: 
         summary.warnings.append("--delete skipped: part of the server's folder could not be listed")
         return
     for rel in extra:
-        path = dest.joinpath(*rel.split("/"))
-        for victim in (path, path.with_name(path.name + SIDECAR_SUFFIX)):
-            with contextlib.suppress(FileNotFoundError):
-                try:
-                    victim.unlink()
-                except OSError as exc:
-                    raise local_io_error(exc, victim) from exc
+        dest.remove(rel)
         log.info("deleted %s: gone from the server", rel)
         summary.count("deleted")
 
 
-def _keep_versions(dest: Path, versions_dir: Path, items: list[tuple[str, Path]]) -> list[str]:
-    """Move each local file about to be replaced (and its sidecar) below ``versions_dir``."""
-    moved: list[str] = []
-    for rel, final in items:
-        target = versions_dir.joinpath(*rel.split("/"))
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            final.replace(target)
-            side = final.with_name(final.name + SIDECAR_SUFFIX)
-            if side.exists():
-                side.replace(target.with_name(target.name + SIDECAR_SUFFIX))
-        except OSError as exc:
-            raise local_io_error(exc, target) from exc
-        fsync_dir(target.parent)
-        fsync_dir(final.parent)
-        log.info("kept the old %s as %s: it changed on the server", rel, target)
-        moved.append(rel)
-    return moved
+def _keep_versions(dest: LocalSide, versions: LocalSide, rels: list[str]) -> list[str]:
+    """Move each file of ``dest`` about to be replaced (and its sidecar) into ``versions``."""
+    for rel in rels:
+        versions.keep(rel, dest)
+        log.info("kept the old %s as %s: it changed on the server", rel, versions.root / rel)
+    return rels
 
 
 # ---------------------------------------------------------------------------- push up

@@ -3,11 +3,12 @@
 One asyncio process is bounded by its event loop: SSH packet handling and SFTP requests are
 Python code, so a second process with its own connection adds throughput where a second
 connection in the same process does not (issue 4's measurements, confirmed here). The
-parent keeps the decisions, the cache and the summary; a worker only downloads the files it
-is given, verifies them exactly as the parent would (:func:`.transfer.download`), and
-reports each outcome as one message. The process machinery (the job on stdin, JSON lines
-back, logging relayed, dying with the parent) is the general one of :mod:`longterm_sync.procs`;
-this module is the download job run in it. The REST token is never passed to a worker.
+parent keeps the decisions, the cache and the summary; a worker only copies the files it
+is given, exactly as the parent would (``LocalSide.put`` from the server's
+:class:`.sides.SftpSide`: verified while written), and reports each outcome as one message.
+The process machinery (the job on stdin, JSON lines back, logging relayed, dying with the
+parent) is the general one of :mod:`longterm_sync.procs`; this module is the download job
+run in it. The REST token is never passed to a worker.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from ..errors import FileFailed, LongtermError
 from ..events import Event, Progress
 from ..procs import Message, child_main, emit, emit_fatal, run_child
 from .meter import Meter
-from .names import local_path
-from .remote import FileInfo, SftpRemote
+from .remote import FileInfo, Tree
 from .sftp import SftpPool
-from .transfer import download
+from .sides import LocalSide, SftpSide
 
 log = logging.getLogger("longterm_sync.media.worker")
 
@@ -112,32 +112,27 @@ async def _serve(job: dict[str, Any]) -> None:
     partials = {rel: int(partial) for rel, _, _, partial in job["files"]}
     try:
         async with SftpPool(profile, limits) as pool:
-            remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
+            server = SftpSide(pool, profile.media_dir)
+            server.listed = Tree(files={video.rel: video for video in files})
+            local = LocalSide(dest)
 
             async def one(video: FileInfo) -> None:
                 try:
-                    landed = await download(
-                        pool,
-                        remote.path(video.rel),
-                        video,
-                        remote.read_sidecar(video.rel),
-                        local_path(dest, video.rel),
-                        progress,
-                        partials.get(video.rel, 0),
+                    copied = await local.put(
+                        video.rel, server, progress=progress, resume=partials.get(video.rel, 0)
                     )
                 except FileFailed as exc:
                     emit({"failed": video.rel, "reason": str(exc)})
                     return
-                st = landed.stat
-                assert st is not None
                 relay.flush()
+                mine = copied.info
                 emit(
                     {
                         "done": video.rel,
-                        "md5": landed.md5,
-                        "size": st.st_size,
-                        "mtime": int(st.st_mtime),
-                        "mtime_ns": st.st_mtime_ns,
+                        "md5": copied.md5,
+                        "size": mine.size,
+                        "mtime": mine.mtime,
+                        "mtime_ns": mine.mtime_ns,
                     }
                 )
 
