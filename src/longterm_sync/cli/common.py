@@ -61,6 +61,12 @@ class OneLineParser(argparse.ArgumentParser):
         return arg
 
 
+def can_ask() -> bool:
+    """Whether a question can be asked on stdin (a terminal): a passphrase, a confirmation.
+    Elsewhere (cron, a pipe) a command that would ask says so in one line instead."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 def version_text() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -291,9 +297,8 @@ class Context:
         from ..media.sftp import agent_socket, key_is_encrypted, load_client_key
 
         profile = self.profile
-        terminal = sys.stdin is not None and sys.stdin.isatty()
         if (
-            terminal
+            can_ask()
             and not agent_socket()
             and profile.key.is_file()
             and key_is_encrypted(profile.key)

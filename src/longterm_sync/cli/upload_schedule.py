@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..events import ItemDone
 from ..merge_plan import MergePlan
 from ..pipelines.upload import UploadOptions, run_upload
-from .common import Context, add_output_arguments, add_server_arguments, pick_path
+from .common import Context, add_output_arguments, add_server_arguments, can_ask, pick_path
 from .reporters import ByteBar
 
 NAME = "upload-schedule"
@@ -159,7 +159,7 @@ def run(ctx: Context) -> int:
     profile = ctx.ssh_profile
     confirm = None
     if profile.is_production and not args.dry_run and not args.yes:
-        if sys.stdin is None or not sys.stdin.isatty():
+        if not can_ask():
             raise UsageError(
                 f"refusing to upload to the production server {profile.url} without "
                 "confirmation: stdin is not a terminal",
