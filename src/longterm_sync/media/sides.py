@@ -163,7 +163,9 @@ class LocalSide:
         partial left by an interrupted copy is resumed (``resume``: its size, by default
         as the last walk found it)."""
         if isinstance(source, SftpSide):
-            return await self._download(rel, source, progress or Meter(), resume)
+            return await self._download(
+                rel, source, progress if progress is not None else Meter(), resume
+            )
         if isinstance(source, LocalSide):
             return await self._copy_from(rel, source, md5)
         return await self._copy(rel, _file_of(source, rel), md5)
@@ -305,7 +307,13 @@ class SftpSide:
         if folder:
             await self.pool.sftp.makedirs(folder, exist_ok=True)
         video, _, sent = await upload(
-            self.pool, file, self.remote.path(rel), info, md5, self.verify, progress or Meter()
+            self.pool,
+            file,
+            self.remote.path(rel),
+            info,
+            md5,
+            self.verify,
+            progress if progress is not None else Meter(),
         )
         return Copied(sent, video)
 
