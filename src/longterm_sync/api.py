@@ -116,6 +116,17 @@ async def decode_json(body: bytes) -> Any:
     return orjson.loads(body)
 
 
+async def decode_list(body: bytes, route: str) -> list[Any]:
+    """A list route's answer as rows; anything but a JSON list is a ProtocolError."""
+    try:
+        data = await decode_json(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"/api/{route}/ sent invalid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise ProtocolError(f"/api/{route}/ did not answer a list")
+    return data
+
+
 class PlatformClient:
     """A session with one platform server; use as ``async with PlatformClient(...) as c``."""
 
@@ -438,13 +449,7 @@ class PlatformClient:
         self, route: str, external_id: str, start: datetime | None, stop: datetime | None
     ) -> list[dict[str, Any]]:
         body = await self.list_route_bytes(route, external_id, start, stop)
-        try:
-            data = await decode_json(body)
-        except orjson.JSONDecodeError as exc:
-            raise ProtocolError(f"/api/{route}/ sent invalid JSON: {exc}") from None
-        if not isinstance(data, list):
-            raise ProtocolError(f"/api/{route}/ did not answer a list")
-        return data
+        return await decode_list(body, route)
 
     async def missing_videos(self, external_id: str) -> list[dict[str, Any]]:
         """The server ignores date bounds on this route, so there is nothing to window."""

@@ -18,12 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
-from ..api import PlatformClient, decode_json
+from ..api import PlatformClient, decode_list
 from ..atomic import local_io_error
 from ..config import Limits
-from ..errors import LocalIOError, ProtocolError
+from ..errors import LocalIOError
 from ..events import Job
 from ..ids import REFUSED_REASON, shown_id
 from ..select import UNKNOWN_REASON, Directory, Participant, Selection, resolve_participants
@@ -81,16 +79,6 @@ async def fetch_windows(
     for body in chunks:
         rows.extend(await decode_list(body, route))
     return rows
-
-
-async def decode_list(body: bytes, route: str) -> list[Any]:
-    try:
-        data = await decode_json(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"/api/{route}/ sent invalid JSON: {exc}") from None
-    if not isinstance(data, list):
-        raise ProtocolError(f"/api/{route}/ did not answer a list")
-    return data
 
 
 async def fetch_window_bodies(

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -524,8 +523,6 @@ async def run_download_results(
     if options.mode not in MODES:
         raise ValueError(f"unknown mode {options.mode!r}")
     job = Job("download-results", reporter)
-    summary = job.summary
-    started = time.monotonic()
     await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
         memo = ScheduleMemo(client)
@@ -586,8 +583,7 @@ async def run_download_results(
             raise first_error(group) from None
         outcomes = [f.result() for f in done if f.done() and f.result() is not None]
         _fill_summary(job, outcomes, run, client, options)
-    summary.elapsed_s = time.monotonic() - started
-    return summary
+    return job.finish()
 
 
 def _fill_summary(

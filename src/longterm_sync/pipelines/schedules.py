@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,7 +109,6 @@ async def run_download_schedule(
     """Write one schedule file per selected participant; missing ones fail alone."""
     job = Job("download-schedule", reporter)
     summary = job.summary
-    started = time.monotonic()
     await asyncio.to_thread(check_output_dir, options.output_dir)
     async with PlatformClient(profile, limits) as client:
         memo = ScheduleMemo(client)
@@ -142,6 +140,6 @@ async def run_download_schedule(
                 "kept in the file"
             )
     summary.details["output_dir"] = str(options.output_dir)
-    summary.elapsed_s = time.monotonic() - started
+    job.finish()
     log.debug("wrote %d schedule files to %s", len(written), options.output_dir)
     return summary
