@@ -345,14 +345,7 @@ class RecordedSide:
         found = self.files.get(rel)
         return None if found is None else found[1]
 
-    async def put(
-        self,
-        rel: str,
-        source: Path | Side,
-        md5: str | None = None,
-        *,
-        progress: Meter | None = None,
-    ) -> Copied:
+    async def put(self, rel: str, *args: object, **kwargs: object) -> Copied:
         raise UsageError(f"{self.name} is a record: it is written with the bytes it describes")
 
 
