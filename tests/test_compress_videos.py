@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 
 from clitools import REPO, run_cli
+from longterm_sync.events import Event, ItemDone, ItemFailed, Planned, RecordingReporter
+from longterm_sync.pipelines.compress import CompressOptions, ProbeDone, run_compress_videos
+from longterm_sync.video.compress import SearchSettings
 from longterm_sync.video.encode import Codec, Scene, VmafModel, check_model, encode_scene, measure
 from longterm_sync.video.ffmpeg import probe
-from longterm_sync.video.search import CRF_MAX, CrfSearch, Probe
+from longterm_sync.video.search import CRF_MAX, RUNG_FACTORS, CrfSearch, Probe
 from video_helpers import frame_count, make_clip, make_flat, mean, vmaf_frames
 
 
@@ -38,7 +41,7 @@ def test_two_targets_match_an_independent_measurement(clip: Path, tmp_path: Path
     assert result.code == 0, result.out + result.err
     assert "45_clip.mp4: scene 1: CRF" in result.err  # progress per file and scene
     out = tmp_path / "created_files"
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".lock")) == [
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "45_clip.json", "45_clip.mp4", "45_clip.source.mp4",
         "80_clip.json", "80_clip.mp4", "80_clip.source.mp4",
     ]  # fmt: skip
@@ -56,7 +59,11 @@ def test_two_targets_match_an_independent_measurement(clip: Path, tmp_path: Path
         for scene in report["scenes"]:
             mine = mean(frames[scene["start_frame"] : scene["end_frame"]])
             assert scene["vmaf"] == pytest.approx(mine, abs=0.01)
-            assert scene["encodes"] == len(scene["probes"]) >= 1
+            # the search's figure is the final file's: same frames, same neighbours
+            assert scene["vmaf"] == pytest.approx(scene["search_vmaf"], abs=0.01)
+            assert scene["encodes"] == sum(1 for p in scene["probes"] if not p["reused"])
+            assert scene["probes_reused"] == sum(1 for p in scene["probes"] if p["reused"])
+            assert all(p["every_frame"] for p in scene["probes"])  # 2 s scenes: every frame
             assert {"start", "end", "resolution", "crf"} <= scene.keys()
             if scene["reached"]:
                 assert abs(scene["vmaf"] - target) <= 1.0
@@ -64,9 +71,72 @@ def test_two_targets_match_an_independent_measurement(clip: Path, tmp_path: Path
                 assert scene["reason"], scene
         assert sum(s["encodes"] for s in report["scenes"]) == report["encodes"]
         assert abs(report["vmaf"] - target) <= 2.0
+    first = json.loads((out / "45_clip.json").read_text(encoding="utf-8"))
+    second = json.loads((out / "80_clip.json").read_text(encoding="utf-8"))
+    assert first["probes_reused"] == 0  # an empty cache
+    # the same content at another target starts from the first file's points
+    assert all(s["probes_reused"] == first["scenes"][i]["encodes"]
+               for i, s in enumerate(second["scenes"]))  # fmt: skip
+    assert (out / ".compress-cache" / "probes.json").is_file()
     lower = json.loads((out / "45_clip.json").read_text(encoding="utf-8"))
     assert (out / "45_clip.mp4").stat().st_size < (out / "80_clip.mp4").stat().st_size
     assert lower["vmaf"] < 60
+
+
+def test_events_on_one_stream_and_a_failed_file_does_not_stop_the_run(tmp_path: Path) -> None:
+    """Issue 13's event stream: Planned, a line per probe, a table per file, ItemFailed for
+    a file whose ffmpeg fails (its source vanished after the check) while the next goes on."""
+    clip = make_clip(tmp_path / "clip.mp4", size="96x64", seconds=1.2)
+    inputs = _inputs(tmp_path / "in", clip, ["50_gone.mp4", "60_kept.mp4"])
+
+    class Vanishing(RecordingReporter):
+        def emit(self, event: Event) -> None:
+            super().emit(event)
+            if isinstance(event, Planned):  # after every input was checked, before encoding
+                (inputs / "50_gone.mp4").unlink()
+
+    reporter = Vanishing()
+    options = CompressOptions(
+        input_dir=inputs, output_dir=tmp_path / "out", settings=SearchSettings(jobs=2)
+    )
+    summary = asyncio.run(run_compress_videos(options, reporter=reporter))
+    assert {e.job for e in reporter.events} == {"compress_videos"}
+    assert [e.items for e in reporter.of(Planned)] == [2]
+    (failed,) = reporter.of(ItemFailed)
+    assert failed.item == "50_gone.mp4" and "ffmpeg" in failed.reason
+    assert [f.item for f in summary.failures] == ["50_gone.mp4"]
+    probes = [e for e in reporter.of(ItemDone) if isinstance(e.data, ProbeDone)]
+    (done,) = [e for e in reporter.of(ItemDone) if not isinstance(e.data, ProbeDone)]
+    assert done.item == "60_kept.mp4" and done.lines[0].startswith("60_kept.mp4: target 60")
+    report = done.data
+    assert done.counts["encodes"] == report["encodes"] == summary.counts["encodes"]
+    assert report["encodes"] == sum(e.counts.get("encodes", 0) for e in probes)
+    assert {e.item for e in probes} == {"60_kept.mp4 scene 1", "60_kept.mp4 scene 2"}
+    assert all(e.lines[0].startswith(f"60_kept.mp4: scene {e.data.scene}: ") for e in probes)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
+        "60_kept.json", "60_kept.mp4", "60_kept.source.mp4",
+    ]  # fmt: skip
+
+
+def test_probe_cache_is_reused_by_a_later_run(tmp_path: Path) -> None:
+    """The cache in the output folder: the same content to the same target again measures
+    nothing new; only each scene's pick is encoded again (encodes are not kept)."""
+    clip = make_clip(tmp_path / "clip.mp4", size="96x64", seconds=1.2)
+    inputs = _inputs(tmp_path / "in", clip, ["55_clip.mp4"])
+    args = ["compress_videos", f"--input-dir={inputs}", f"--output-dir={tmp_path / 'out'}",
+            "--jobs=2", "--json"]  # fmt: skip
+    runs = []
+    for _ in range(2):
+        result = run_cli(args, timeout=200)
+        assert result.code == 0, result.err
+        runs.append(json.loads(result.out)["details"]["reports"][0])
+    first, again = runs
+    assert first["probes_reused"] == 0 and first["encodes"] >= 2
+    for before, now in zip(first["scenes"], again["scenes"], strict=True):
+        assert now["probes_reused"] == before["encodes"]
+        assert now["encodes"] == 1  # the pick, encoded again: the same bytes, the same VMAF
+        assert (now["crf"], now["resolution"]) == (before["crf"], before["resolution"])
+        assert now["vmaf"] == pytest.approx(before["vmaf"], abs=0.001)
 
 
 def test_unreachable_target_reports_closest_and_reason(tmp_path: Path) -> None:
@@ -130,7 +200,7 @@ def test_ctrl_c_leaves_no_output_and_no_ffmpeg(clip: Path, tmp_path: Path) -> No
     )  # fmt: skip
     assert proc.stderr is not None
     for line in proc.stderr:  # wait until the search has started (ffmpeg children running)
-        if b"scene(s)" in line:
+        if b": scene " in line:
             break
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
@@ -220,3 +290,39 @@ def test_search_averages_at_most_five_probes_on_noisy_curves() -> None:
             reached += search.reached or bool(search.reason and "too" in search.reason)
     assert sum(counts) / len(counts) <= 5.0
     assert reached >= 0.97 * len(counts)
+
+
+def test_a_still_picture_is_given_up_after_two_probes() -> None:
+    """One probe at the far end (lowest detail, CRF 51) shows a still picture unreachable."""
+    search = CrfSearch(40, tolerance=1.0)
+    while (step := search.next_probe()) is not None:
+        search.add(Probe(step[0], step[1], 97.4))
+    assert len(search.probes) == 2, search.probes
+    assert (len(RUNG_FACTORS) - 1, CRF_MAX) == (search.probes[1].rung, search.probes[1].crf)
+    assert search.reason and "neither CRF nor a lower resolution" in search.reason
+
+
+def test_a_subsampled_pick_is_confirmed_on_every_frame_before_it_is_taken() -> None:
+    search = CrfSearch(60, tolerance=1.0)
+    step = search.next_probe()
+    assert step is not None
+    rung, crf = step
+    search.add(Probe(rung, crf, 60.4, full=False))
+    assert search.unconfirmed() == Probe(rung, crf, 60.4, full=False)
+    assert not search.reached
+    search.add(Probe(rung, crf, 62.5))  # every frame says: too good
+    assert search.unconfirmed() is None and len(search.probes) == 1
+    after = search.next_probe()
+    assert after is not None and after[0] == rung and after[1] > crf  # on from that point
+    search.add(Probe(after[0], after[1], 60.3))
+    assert search.reached and search.next_probe() is None
+
+
+def test_cached_points_cost_no_encodes() -> None:
+    search = CrfSearch(60, tolerance=1.0)
+    for crf, vmaf in ((30, 85.0), (40, 62.0), (45, 50.0)):
+        search.add(Probe(0, crf, vmaf, reused=True))
+    step = search.next_probe()
+    assert step is not None and 40 < step[1] < 45 and search.encodes == 0
+    search.add(Probe(0, step[1], 60.2))
+    assert search.reached and search.encodes == 1

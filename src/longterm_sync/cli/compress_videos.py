@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from ..pipelines.compress import CompressOptions, run_compress_videos
+from ..events import Event, ItemDone, Tee
+from ..pipelines.compress import CompressOptions, ProbeDone, run_compress_videos
 from ..video.compress import SearchSettings
 from ..video.encode import Codec, VmafModel
 from .argtypes import positive_float, positive_int
@@ -26,16 +27,20 @@ Scenes are found with ffmpeg's scdet (--scene-threshold; scenes shorter than --m
 merged into their neighbour). For each scene CRF is searched: a first guess, then
 interpolation between measured (CRF, VMAF) points, stopping within --tolerance; when even
 CRF 51 stays above the target the scene is scaled down to a lower detail resolution (2/3, 1/2,
-1/3, 1/4; the frame size of the output never changes). Probes measure every
---probe-subsample-th frame. Scenes are encoded and measured in parallel, --jobs ffmpeg
-processes at a time. The chosen encodes are joined without re-encoding (concat demuxer; the
-source's audio copied), and the final file is measured against the source on every frame:
-those are the numbers of the report.
+1/3, 1/4; the frame size of the output never changes). Probes of scenes of 3 s or more measure
+every --probe-subsample-th frame, and the pick is measured again on every frame before it is
+taken; shorter scenes are measured on every frame. Scenes are encoded and measured in
+parallel, --jobs ffmpeg processes at a time. The chosen encodes are joined without
+re-encoding (concat demuxer; the source's audio copied), and the final file is measured
+against the source on every frame: those are the numbers of the report.
 
 --output-dir receives <input>.mp4 (the compressed video), <input>.source.mp4 (the source) and
 <input>.json: file_name, target_vmaf, vmaf (overall), and per scene start, end, resolution,
 crf, vmaf, encodes, reached and, for a target that could not be reached, the reason and the
-closest VMAF. Outputs get their final names only when complete; Ctrl-C leaves none
+closest VMAF. Every measured probe is cached in --output-dir/.compress-cache/ (keyed by the
+source's content, the scene, resolution, CRF, encoder and model): the same source compressed
+to another target, now or in a later run, reuses them (the report counts encodes run and
+probes reused apart). Outputs get their final names only when complete; Ctrl-C leaves none
 half-written. A video whose compression fails is listed at the end (exit status 1).
 """
 EXAMPLES = """\
@@ -149,22 +154,22 @@ def run(ctx: Context) -> int:
     )
     show = not args.quiet and not args.json
 
-    def progress(file: str, text: str) -> None:
-        if show:
-            print(f"{file}: {text}", file=sys.stderr, flush=True)
+    class ProbeLines:
+        """The probes' progress lines on stderr as they come (flushed: a run takes minutes
+        per file); the per-file tables go to stdout with the other detail lines."""
 
-    with ctx.locked([output]):
-        summary = ctx.run_async(run_compress_videos(options, progress))
-    for report in summary.details.get("reports", []):
-        ctx.echo(
-            f"{report['file_name']}: target {report['target_vmaf']:g}, VMAF {report['vmaf']:.2f}"
-            f" over {len(report['scenes'])} scene(s), {report['encodes']} encodes"
+        def emit(self, event: Event) -> None:
+            if show and isinstance(event, ItemDone) and isinstance(event.data, ProbeDone):
+                for line in event.lines:
+                    print(line, file=sys.stderr, flush=True)
+
+    def lines_of(event: ItemDone) -> tuple[list[str], list[str]]:
+        if isinstance(event.data, ProbeDone):
+            return [], []
+        return list(event.lines), list(event.notices)
+
+    with ctx.locked([output]), ctx.reporting(lines_of=lines_of) as reporter:
+        summary = ctx.run_async(
+            run_compress_videos(options, reporter=Tee([reporter, ProbeLines()]))
         )
-        for scene in report["scenes"]:
-            mark = "" if scene["reached"] else f"  ({scene['reason']})"
-            ctx.echo(
-                f"  scene {scene['scene']:>3}  {scene['start']:>8.2f}-{scene['end']:<8.2f} "
-                f"{scene['resolution']:>9}  CRF {scene['crf']:>4g}  VMAF {scene['vmaf']:6.2f}"
-                f"  {scene['encodes']} encodes{mark}"
-            )
     return ctx.render(summary)

@@ -110,19 +110,38 @@ async def measure(
     threads: int = 1,
 ) -> list[tuple[int, float]]:
     """Per-frame VMAF of ``distorted`` against the source (one scene, or the whole file),
-    at the source's frame size; returns (frame number within the measured span, score)."""
+    at the source's frame size; returns (frame number within the measured span, score).
+
+    A scene is measured with one source frame of context on each side (the distorted side
+    repeats its first and last frame there, and those two scores are dropped): VMAF's motion
+    feature of a frame looks at the reference's neighbours, so without them a scene's first
+    and last frames would score differently here than inside the joined file, and the
+    search's figure would not be the report's.
+    """
     ref_args = ["-i", str(src)]
     ref_chain = "setpts=PTS-STARTPTS"
+    dist_chain = "setpts=PTS-STARTPTS"
+    before = after = 0
     if scene is not None:
-        ref_args = ["-ss", _seek(info, scene.start), "-i", str(src)]
-        ref_chain = f"trim=end_frame={scene.frames},setpts=PTS-STARTPTS"
+        before = 1 if scene.start > 0 else 0
+        after = 1 if scene.end < info.frames else 0
+        ref_args = ["-ss", _seek(info, scene.start - before), "-i", str(src)]
+        ref_chain = f"trim=end_frame={scene.frames + before + after},setpts=PTS-STARTPTS"
+        if before or after:  # (not setpts=N/...: libvmaf then pairs some frames wrongly)
+            dist_chain += f",tpad=start={before}:start_mode=clone:stop={after}:stop_mode=clone"
     graph = (
-        f"[0:v]setpts=PTS-STARTPTS[d];[1:v]{ref_chain}[r];"
+        f"[0:v]{dist_chain}[d];[1:v]{ref_chain}[r];"
         f"[d][r]libvmaf={model.option()}:n_subsample={subsample}:n_threads={threads}"
         f":log_fmt=json:log_path='{filter_escape(str(log))}'"
     )
     await run_ffmpeg(["-i", str(distorted), *ref_args, "-lavfi", graph, "-f", "null", "-"])
-    return await asyncio.to_thread(_read_log, log)
+    frames = await asyncio.to_thread(_read_log, log)
+    if before or after:
+        last = scene.frames + before  # type: ignore[union-attr]
+        frames = [(n - before, v) for n, v in frames if before <= n < last]
+        if not frames:
+            raise FfmpegError("libvmaf measured no frames of the scene")
+    return frames
 
 
 def _read_log(log: Path) -> list[tuple[int, float]]:

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import InputFileError, LongtermError, UsageError
+from ..errors import InputFileError, LongtermError, Scope, UsageError
 
 
 class FfmpegError(LongtermError):
-    """ffmpeg exited non-zero; ``str()`` is its last meaningful stderr line."""
+    """ffmpeg exited non-zero; ``str()`` is its last meaningful stderr line. It fails the
+    one video being compressed (``Scope.ITEM``); the run goes on with the others."""
+
+    scope = Scope.ITEM
 
 
 @functools.cache
