@@ -157,8 +157,9 @@ async def run_compress_videos(
             return await _one(item, run, options, work_root / f"{index:04d}", job)
 
         async def settle(_index: int, item: Input, _report: dict[str, Any] | None) -> None:
-            """After each file: the cache saved (an interrupted run keeps what it measured),
-            and the encodes of a source no later file shares removed."""
+            """After each file, done or failed: the cache saved (a run interrupted later keeps
+            the probes of the files before), and the encodes of a source that no later file
+            shares removed."""
             await asyncio.to_thread(cache.save)
             pending[item.digest] -= 1
             if not pending[item.digest]:
