@@ -26,6 +26,7 @@ import asyncssh
 from ..config import SMALL_FILE, Limits, ServerProfile
 from ..errors import AuthError, ConfigError, ConnectError, FileFailed, RemoteError
 from .hostkeys import HostKeyPolicy, client_factory
+from .tarbatch import TarFetcher
 
 log = logging.getLogger("longterm_sync.media.sftp")
 
@@ -261,6 +262,7 @@ class SftpPool:
         self._md5_running = 0
         self._md5_tasks: set[asyncio.Task[None]] = set()
         self._md5_timer: asyncio.TimerHandle | None = None
+        self.tar = TarFetcher(self._open_process)
 
     def __repr__(self) -> str:
         active = sum(s.active + s.small for s in self._slots)
@@ -297,6 +299,7 @@ class SftpPool:
         return _Slot(conn, sftp)
 
     async def close(self) -> None:
+        self.tar.close()
         if self._md5_timer is not None:
             self._md5_timer.cancel()
             self._md5_timer = None
@@ -425,6 +428,18 @@ class SftpPool:
         """One command on the least busy connection, output as bytes (stdin closed)."""
         conn = min(self._slots, key=lambda s: s.active + s.small).conn
         return await conn.run(command, check=False, encoding=None, stdin=asyncssh.DEVNULL)
+
+    async def _open_process(self, command: str) -> asyncssh.SSHClientProcess[bytes]:
+        """A command on the least busy connection, stdin and stdout as bytes streams."""
+        conn = min(self._slots, key=lambda s: s.active + s.small).conn
+        return await conn.create_process(command, encoding=None)
+
+    async def fetch_small(self, path: str, size: int) -> tuple[bytes, bytes] | None:
+        """A small file and its sidecar from a batched ``tar`` (:mod:`.tarbatch`), or None
+        when it must go over SFTP (no commands, no tar, not delivered whole)."""
+        if self.exec_available is False or not self.tar.eligible(size):
+            return None
+        return await self.tar.fetch(path, size)
 
     async def _md5sum_many(self, paths: list[str]) -> dict[str, str | FileFailed] | None:
         if self.exec_available is False:

@@ -359,11 +359,14 @@ async def push_up(
     summary = Summary(command=JOB)
     if not await asyncio.to_thread(src.is_dir):
         raise InputFileError(f"video folder {src} does not exist or is not a folder")
-    ltree = await walk_local_async(src)
-    for name, why in ltree.refused:
-        summary.count("not sent")
-        summary.warnings.append(f"{name}: {why}; not sent")
-    cache = await asyncio.to_thread(Md5Cache, src, server_id(profile))
+    # The local walk and the md5 cache are read while the connection is set up and the
+    # server's tree listed: a no-change re-upload is those three and nothing else.
+    local = asyncio.ensure_future(
+        asyncio.gather(
+            walk_local_async(src), asyncio.to_thread(Md5Cache, src, server_id(profile))
+        )
+    )
+    cache: Md5Cache | None = None
     progress = Meter(reporter)
     plan: list[dict[str, str]] = []
     sidecars: asyncio.Future[int] | None = None
@@ -376,6 +379,10 @@ async def push_up(
             remote = SftpRemote(pool, profile.media_dir, concurrency=limits.checkers)
             exists = await remote.exists()
             rtree = await remote.walk() if exists else Tree()
+            ltree, cache = await local
+            for name, why in ltree.refused:
+                summary.count("not sent")
+                summary.warnings.append(f"{name}: {why}; not sent")
             _phase("listed both sides", started)
             decisions = await decide_upload(
                 src, ltree, remote, rtree, cache, limits.checkers, lazy=not dry_run
@@ -439,7 +446,10 @@ async def push_up(
     finally:
         if sidecars is not None and not sidecars.done():
             await asyncio.gather(sidecars, return_exceptions=True)
-        if not dry_run:
+        if not local.done():
+            local.cancel()
+        await asyncio.gather(local, return_exceptions=True)
+        if not dry_run and cache is not None:
             await _save(cache)
     summary.details["plan"] = plan
     if progress.resumed_bytes:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import inspect
 import logging
 import os
 import posixpath
@@ -36,7 +37,7 @@ from ..config import COMMIT_THREADS, DOWNLOAD_BACKLOG
 from ..errors import FileFailed, LocalIOError
 from .meter import Meter
 from .names import SIDECAR_SUFFIX, partial_name
-from .remote import FileInfo
+from .remote import FileInfo, parse_md5
 from .sftp import CONNECTION_LOST, SftpPool, connection_lost, sftp_error_text
 
 log = logging.getLogger("longterm_sync.media.transfer")
@@ -302,11 +303,19 @@ async def download(
 ) -> Landed:
     """Fetch one verified file to ``final`` (and its ``.md5sum`` beside it).
 
-    ``expected`` (the server's sidecar) is awaited only once the bytes are in, so reading
-    it overlaps the download. Raises FileFailed (this file only), LocalIOError (local
-    disk) or ConnectError (link lost).
+    A small file comes with its sidecar in a batched ``tar`` stream where the server allows
+    it (:meth:`SftpPool.fetch_small`), else over SFTP. ``expected`` (the server's sidecar)
+    is then awaited only once the bytes are in, so reading it overlaps the download. Raises
+    FileFailed (this file only), LocalIOError (local disk) or ConnectError (link lost).
     """
     partial = final.with_name(partial_name(final.name))
+    first = 1
+    batched = await _from_batch(pool, rpath, video, partial, final, progress)
+    if batched is not None:
+        if batched.stat is not None:
+            _discard(expected)
+            return batched
+        first = 2  # the batch's copy did not match: one more try, over SFTP
     sidecar = asyncio.ensure_future(expected)
 
     async def want() -> str:
@@ -315,9 +324,9 @@ async def download(
             raise FileFailed("its .md5sum vanished from the server")
         return md5
 
-    landed = Landed("", None)
+    landed = batched or Landed("", None)
     try:
-        for attempt in (1, 2):
+        for attempt in range(first, 3):
             try:
                 landed = await _fetch(
                     pool, rpath, video, partial, final, want, progress, attempt == 1, partial_size
@@ -354,6 +363,46 @@ async def download(
         f"corrupted on transfer: md5 differs (server sidecar {sidecar.result()}, received "
         f"{landed.md5}) twice; the local copy was left as it was"
     )
+
+
+async def _from_batch(
+    pool: SftpPool, rpath: str, video: FileInfo, partial: Path, final: Path, progress: Meter
+) -> Landed | None:
+    """The first attempt from a batched ``tar`` stream: the bytes and the sidecar that came
+    with them, installed exactly as an SFTP download is (partial, fsync, md5, rename).
+    None: not delivered whole by a batch (or no md5 in the sidecar), fetch over SFTP."""
+    got = await pool.fetch_small(rpath, video.size)
+    if got is None:
+        return None
+    data, side = got
+    theirs = parse_md5(side)
+    if theirs is None:
+        return None  # the SFTP path says what is wrong with the sidecar
+    sink = _Sink(partial, 0, threaded=False)
+    sink.put(data)
+    progress.advance(len(data))
+    try:
+        landed = await sink.finish(video.mtime, theirs, final)
+    except OSError as exc:
+        _unlink(partial)
+        raise _local_error(exc, final) from exc
+    if landed.stat is None:
+        progress.advance(-video.size)
+        log.warning(
+            "%s: corrupted on transfer (md5 %s, sidecar says %s); retrying once",
+            rpath,
+            landed.md5,
+            theirs,
+        )
+    return landed
+
+
+def _discard(awaitable: Awaitable[object]) -> None:
+    """Drop an awaitable that will not be awaited (no 'never awaited' warning)."""
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()
+    elif isinstance(awaitable, asyncio.Future):
+        awaitable.cancel()
 
 
 def _unlink(path: Path) -> None:
