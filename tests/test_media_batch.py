@@ -16,7 +16,14 @@ from fixtures_sshd import SshdInfo
 from longterm_sync.media import mirror_down
 from longterm_sync.media.sftp import SftpPool
 from longterm_sync.sandbox.ssh import SshEndpoint
-from media_helpers import LIMITS, assert_verified, endpoint_profile, final_files, publish, with_sandbox
+from media_helpers import (
+    LIMITS,
+    assert_verified,
+    endpoint_profile,
+    final_files,
+    publish,
+    with_sandbox,
+)
 
 NAMES = [
     "a.mp4",

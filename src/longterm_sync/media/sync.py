@@ -362,9 +362,7 @@ async def push_up(
     # The local walk and the md5 cache are read while the connection is set up and the
     # server's tree listed: a no-change re-upload is those three and nothing else.
     local = asyncio.ensure_future(
-        asyncio.gather(
-            walk_local_async(src), asyncio.to_thread(Md5Cache, src, server_id(profile))
-        )
+        asyncio.gather(walk_local_async(src), asyncio.to_thread(Md5Cache, src, server_id(profile)))
     )
     cache: Md5Cache | None = None
     progress = Meter(reporter)
