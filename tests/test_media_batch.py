@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_sshd import SshdInfo
-from longterm_sync.media import mirror_down
+from longterm_sync.media import mirror_down, push_up
 from longterm_sync.media.sftp import SftpPool
 from longterm_sync.sandbox.ssh import SshEndpoint
 from media_helpers import (
@@ -142,3 +142,88 @@ def test_no_tar_on_the_account_means_sftp(tmp_path: Path) -> None:
     assert first is None and again is None and usable is False
     assert {rel: final_files(tmp_path / "dest")[rel] for rel in data} == data
     assert_verified(tmp_path / "dest")
+
+
+def _upload_batches(caplog: pytest.LogCaptureFixture) -> list[int]:
+    return [
+        int(r.args[0])  # type: ignore[index]
+        for r in caplog.records
+        if r.msg.startswith("tar upload of %d files")
+    ]
+
+
+def test_batched_upload_with_one_bad_file_failing_alone(
+    openssh_server: SshdInfo, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Small uploads go in per-folder tar batches, verified by the server's md5sum in the
+    same command. The file whose bytes no longer match the md5 the upload expects (changed
+    in place, size and mtime restored: a stale cache entry, as a corruption on the way looks
+    to the verification) fails alone, after one more try over SFTP, and never gets its
+    final name nor a sidecar; the rest land verified, and no hidden batch folder is left."""
+    src = tmp_path / "src"
+    data = {rel: os.urandom(2000 + 977 * i) for i, rel in enumerate(NAMES)}
+    for rel, blob in data.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(blob)
+    base = openssh_server.media_root / "batch-up"
+    try:
+        first = endpoint_profile(openssh_server, media_dir=str(base / "first"))
+        up = asyncio.run(push_up(first, LIMITS, src))  # records every local md5
+        assert up.counts["uploaded"] == len(data) and not up.failures, up.lines()
+
+        bad = src / BAD
+        st = bad.stat()
+        blob = bytearray(bad.read_bytes())
+        blob[1000] ^= 0xFF
+        bad.write_bytes(bytes(blob))
+        os.utime(bad, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+        caplog.set_level(logging.DEBUG, logger="longterm_sync.media")
+        second = endpoint_profile(openssh_server, media_dir=str(base / "second"))
+        summary = asyncio.run(push_up(second, LIMITS, src))
+        assert summary.counts.get("uploaded") == len(data) - 1, summary.lines()
+        [failure] = summary.failures
+        assert failure.item == BAD and "did not verify" in failure.reason
+        sizes = _upload_batches(caplog)
+        assert sum(sizes) == len(data) and len(sizes) < len(data), sizes
+        got = final_files(base / "second")
+        assert {rel: got[rel] for rel in data if rel != BAD} == {
+            rel: blob for rel, blob in data.items() if rel != BAD
+        }
+        assert BAD not in got and BAD + ".md5sum" not in got
+        assert_verified(base / "second")
+        hidden = [p.name for p in (base / "second").rglob(".*")]
+        assert not hidden, hidden
+        for rel in data:
+            if rel != BAD:  # mtimes travel, as over SFTP
+                mine = int((src / rel).stat().st_mtime)
+                assert int((base / "second" / rel).stat().st_mtime) == mine
+                assert int((base / "second" / (rel + ".md5sum")).stat().st_mtime) == mine
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_batched_upload_never_moves_a_file_into_a_folder_of_its_name(
+    openssh_server: SshdInfo, tmp_path: Path
+) -> None:
+    """A folder on the server where a video should go: that file fails alone (``mv -T``),
+    nothing lands inside the folder, the others of its batch are in place."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        (src / name).write_bytes(os.urandom(5000))
+    root = openssh_server.media_root / "batch-dir"
+    try:
+        (root / "b.mp4").mkdir(parents=True)
+        (root / "b.mp4" / "keep").write_bytes(b"k")
+        prof = endpoint_profile(openssh_server, media_dir=str(root))
+        summary = asyncio.run(push_up(prof, LIMITS, src))
+        assert summary.counts.get("uploaded") == 2, summary.lines()
+        [failure] = summary.failures
+        assert failure.item == "b.mp4"
+        assert sorted(p.name for p in (root / "b.mp4").iterdir()) == ["keep"]
+        assert (root / "a.mp4").read_bytes() == (src / "a.mp4").read_bytes()
+        assert (root / "c.mp4").read_bytes() == (src / "c.mp4").read_bytes()
+        assert not [p.name for p in root.glob(".*")]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

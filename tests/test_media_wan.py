@@ -14,6 +14,7 @@ import asyncssh
 import pytest
 
 from fixtures_sshd import SshdInfo
+from longterm_sync.config import SMALL_FILE
 from longterm_sync.media import push_up
 from longterm_sync.media.sftp import SftpPool, connect
 from media_helpers import LIMITS, assert_verified, endpoint_profile, final_files
@@ -96,12 +97,13 @@ def test_batched_md5sum_catches_the_one_bad_upload_in_the_middle(
     """Nine uploads verified by a few ``md5sum`` commands, not nine. The fifth file's bytes
     do not match the md5 the upload expects (its cached md5 is stale: the file was changed
     in place, size and mtime restored), exactly what a corruption on the way looks like to
-    the verification: that file alone fails, twice tried, and never gets its final name."""
+    the verification: that file alone fails, twice tried, and never gets its final name.
+    The files are over SMALL_FILE: smaller ones go in tar batches (test_media_batch.py)."""
     src = tmp_path / "src"
     src.mkdir()
     names = [f"v{i}.mp4" for i in range(9)]
     for name in names:
-        (src / name).write_bytes(os.urandom(150_000))
+        (src / name).write_bytes(os.urandom(SMALL_FILE + 150_000))
     base = openssh_server.media_root / "batch"
     first = endpoint_profile(openssh_server, media_dir=str(base / "first"))
     up = asyncio.run(push_up(first, LIMITS, src))  # records every local md5 in the cache

@@ -26,7 +26,7 @@ import asyncssh
 from ..config import SMALL_FILE, Limits, ServerProfile
 from ..errors import AuthError, ConfigError, ConnectError, FileFailed, RemoteError
 from .hostkeys import HostKeyPolicy, client_factory
-from .tarbatch import TarFetcher
+from .tarbatch import TarFetcher, TarSender
 
 log = logging.getLogger("longterm_sync.media.sftp")
 
@@ -263,6 +263,8 @@ class SftpPool:
         self._md5_tasks: set[asyncio.Task[None]] = set()
         self._md5_timer: asyncio.TimerHandle | None = None
         self.tar = TarFetcher(self._open_process)
+        self.tar_up = TarSender(self._run_input)
+        self._turn = 0
 
     def __repr__(self) -> str:
         active = sum(s.active + s.small for s in self._slots)
@@ -300,6 +302,7 @@ class SftpPool:
 
     async def close(self) -> None:
         self.tar.close()
+        self.tar_up.close()
         if self._md5_timer is not None:
             self._md5_timer.cancel()
             self._md5_timer = None
@@ -434,10 +437,21 @@ class SftpPool:
         conn = min(self._slots, key=lambda s: s.active + s.small).conn
         return await conn.create_process(command, encoding=None)
 
+    async def _run_input(self, command: str, data: bytes) -> asyncssh.SSHCompletedProcess:
+        """A command fed ``data`` on stdin, connections taken in turn (each channel has its
+        own window at the server: several batches at once add up)."""
+        self._turn += 1
+        conn = self._slots[self._turn % len(self._slots)].conn
+        return await conn.run(command, input=data, check=False, encoding=None)
+
+    def small_batched(self, size: int) -> bool:
+        """Whether a download of ``size`` bytes tries a batched ``tar`` first."""
+        return self.exec_available is not False and self.tar.eligible(size)
+
     async def fetch_small(self, path: str, size: int) -> tuple[bytes, bytes] | None:
         """A small file and its sidecar from a batched ``tar`` (:mod:`.tarbatch`), or None
         when it must go over SFTP (no commands, no tar, not delivered whole)."""
-        if self.exec_available is False or not self.tar.eligible(size):
+        if not self.small_batched(size):
             return None
         return await self.tar.fetch(path, size)
 

@@ -33,6 +33,7 @@ from .sftp import (
     sftp_error_text,
 )
 from .sides import LocalSide, SftpSide, Side
+from .tarbatch import BATCHED_FILES
 from .transfer import upload
 from .worker import run_worker
 
@@ -67,8 +68,9 @@ def _phase(what: str, started: float) -> None:
 
 def _workers(limits: Limits) -> int:
     # As many as can transfer at once (small files have a larger allowance, see
-    # SftpPool.transfer) plus a few, so the next files' sidecars are read meanwhile.
-    return limits.sftp_connections * limits.small_allowance() + 2
+    # SftpPool.transfer; batched ones tarbatch.BATCHED_FILES) plus a few, so the next
+    # files' sidecars are read meanwhile.
+    return max(limits.sftp_connections * limits.small_allowance(), BATCHED_FILES) + 2
 
 
 async def mirror_down(

@@ -1,4 +1,4 @@
-"""Small downloads in batches: one remote ``tar`` stream for many files and their sidecars.
+"""Small files in batches: one remote ``tar`` stream for many files and their sidecars.
 
 Over SFTP a small file costs about seven requests (open, reads, close, and the same for its
 sidecar), each Python work on our side; at 40 ms the client's CPU per file, not the link,
@@ -13,17 +13,28 @@ the server chose), so a hostile name cannot place anything. Whatever the batch d
 deliver whole (a missing file, another size, a non-regular member, a stream that stops or
 does not parse, no ``tar`` on the server) is answered with ``None`` and fetched over SFTP
 as before; an account without a usable ``tar`` is remembered and never asked again.
+
+Uploads (:class:`TarSender`) go the other way: a batch of files of one folder, with their
+sidecars, is extracted by the server's ``tar`` into a hidden folder beside them and hashed
+there by ``md5sum`` in the same command; the files whose md5 matches are then moved into
+place, each video before its sidecar, by one more command (``mv -T``: never into a folder
+of that name). A file that does not match, or does not move, fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
 import logging
+import posixpath
+import shlex
 import tarfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncssh
 
@@ -39,9 +50,18 @@ BATCH_BYTES = 16 << 20
 """A batch is sent as soon as its files add up to this much (bounds the memory of one)."""
 BATCH_LINGER = 0.01
 """Seconds a first request waits for others before its batch starts."""
-BATCHES_IN_FLIGHT = 2
-"""``tar`` commands at once per pool: while one streams, the next one's round trips to
+BATCHES_IN_FLIGHT = 4
+"""``tar`` commands at once per pool: while one streams, the next ones' round trips to
 start are already under way."""
+
+IN_FLIGHT_BYTES = 64 << 20
+"""Bytes of small files between their request and their commit (fsync, rename) at once per
+process: the batches' streams and the files waiting for the disk. A commit waits on the
+disk for tens of milliseconds and a batch for a few round trips, so at 40 ms 66 files in
+flight (the SFTP allowance) left the batches at 4 files each; 256 clips of 256 KiB fill
+every batch in flight. Memory: this, at most."""
+BATCHED_FILES = BATCH_FILES * BATCHES_IN_FLIGHT
+"""Small files a download keeps in flight when they go by batch (see IN_FLIGHT_BYTES)."""
 
 TAR_COMMAND = (
     "tar -cf - --format=gnu --no-recursion --hard-dereference --null --verbatim-files-from -T -"
@@ -83,6 +103,29 @@ def _padded(size: int) -> int:
     return -(-size // BLOCK) * BLOCK
 
 
+class Budget:
+    """A byte semaphore: a request waits until its size fits (one larger than the whole
+    budget waits until nothing else holds any)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._cond = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self.total)
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.free >= size)
+            self.free -= size
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self.free += size
+                self._cond.notify_all()
+
+
 class TarFetcher:
     """Batches small-file requests into ``tar`` commands on ``open_process``'s connection.
 
@@ -94,45 +137,48 @@ class TarFetcher:
     ) -> None:
         self._open = open_process
         self.usable: bool | None = None
-        self._pending = _Batch()
+        self.budget = Budget(IN_FLIGHT_BYTES)
+        self._pending: list[_Request] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running = 0
-        self._queue: list[_Batch] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def eligible(self, size: int) -> bool:
         return self.usable is not False and 0 < size <= SMALL_FILE
 
     async def fetch(self, path: str, size: int) -> Result:
-        """The bytes of ``path`` (expected ``size``) and of its sidecar, from a batch."""
+        """The bytes of ``path`` (expected ``size``) and of its sidecar, from a batch.
+
+        Requests wait in one list: a batch starts when it is full, or after
+        :data:`BATCH_LINGER`, but only while fewer than :data:`BATCHES_IN_FLIGHT` run;
+        otherwise the list grows and goes out as the next batches when one ends (tiny
+        batches queued behind busy ones would each pay the command's round trips)."""
         if not self.eligible(size):
             return None
         loop = asyncio.get_running_loop()
         req = _Request(path, size, loop.create_future())
-        self._pending.requests.append(req)
-        self._pending.size += size
-        if len(self._pending.requests) >= BATCH_FILES or self._pending.size >= BATCH_BYTES:
-            self._seal()
-        elif self._timer is None:
-            self._timer = loop.call_later(BATCH_LINGER, self._seal)
+        self._pending.append(req)
+        if self._running < BATCHES_IN_FLIGHT:
+            if len(self._pending) >= BATCH_FILES:
+                self._kick()
+            elif self._timer is None:
+                self._timer = loop.call_later(BATCH_LINGER, self._kick)
         try:
             return await req.future
         finally:
             if not req.future.done():
                 req.future.cancel()
 
-    def _seal(self) -> None:
+    def _kick(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._pending.requests:
-            self._queue.append(self._pending)
-            self._pending = _Batch()
-        self._start()
-
-    def _start(self) -> None:
-        while self._queue and self._running < BATCHES_IN_FLIGHT:
-            batch = self._queue.pop(0)
+        while self._pending and self._running < BATCHES_IN_FLIGHT:
+            batch, size = _Batch(), 0
+            while self._pending and len(batch.requests) < BATCH_FILES and size < BATCH_BYTES:
+                req = self._pending.pop(0)
+                batch.requests.append(req)
+                size += req.size
             self._running += 1
             task = asyncio.ensure_future(self._run(batch))
             self._tasks.add(task)
@@ -141,16 +187,14 @@ class TarFetcher:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._running -= 1
-        self._start()
+        self._kick()
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for batch in [self._pending, *self._queue]:
-            for req in batch.requests:
-                if not req.future.done():
-                    req.future.set_result(None)
+        _settle(self._pending)
+        self._pending.clear()
         for task in self._tasks:
             task.cancel()
 
@@ -277,6 +321,257 @@ async def _read_exact(reader: asyncssh.SSHReader[bytes], n: int) -> bytes:
 
 def _settle(requests: list[_Request]) -> None:
     """Whatever a batch did not deliver goes over SFTP."""
+    for req in requests:
+        if not req.future.done():
+            req.future.set_result(None)
+
+
+# ---------------------------------------------------------------------------- uploads
+
+UP_BATCHES_IN_FLIGHT = 4
+"""Upload ``tar`` commands at once per pool: OpenSSH gives each channel a 2 MiB window, so
+one batch moves at most that much per round trip; several channels add up."""
+END_MARK = "longterm-batch-end"
+
+
+@dataclass
+class SendRequest:
+    """One file to upload by batch: ``md5`` the expected one (None: whatever was read)."""
+
+    local: Path
+    name: str  # the final name, in the batch's folder
+    size: int
+    mtime: int
+    md5: str | None
+    future: asyncio.Future[SendResult | None]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """``ok``: in place with its sidecar. Else ``why`` it is not, and whether it was because
+    the server's md5 differed (the caller tries once more over SFTP) or it did not move."""
+
+    digest: str
+    ok: bool
+    why: str = ""
+    mismatch: bool = False
+
+
+class TarSender:
+    """Batches small uploads per folder into ``tar -x`` + ``md5sum`` and ``mv`` commands."""
+
+    def __init__(
+        self, run: Callable[[str, bytes], Awaitable[asyncssh.SSHCompletedProcess]]
+    ) -> None:
+        self._run_command = run
+        self.usable: bool | None = None
+        self._pending: dict[str, list[SendRequest]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def eligible(self, size: int) -> bool:
+        return self.usable is not False and size <= SMALL_FILE
+
+    async def send(
+        self, local: Path, rpath: str, size: int, mtime: int, md5: str | None
+    ) -> SendResult | None:
+        """Upload ``local`` to ``rpath`` in a batch; None: not done, use SFTP. Requests wait
+        per folder and go out as :meth:`TarFetcher.fetch`'s do."""
+        if not self.eligible(size):
+            return None
+        loop = asyncio.get_running_loop()
+        folder, name = posixpath.split(rpath)
+        req = SendRequest(local, name, size, mtime, md5, loop.create_future())
+        batch = self._pending.setdefault(folder, [])
+        batch.append(req)
+        if self._running < UP_BATCHES_IN_FLIGHT:
+            if len(batch) >= BATCH_FILES:
+                self._kick()
+            elif self._timer is None:
+                self._timer = loop.call_later(BATCH_LINGER, self._kick)
+        try:
+            return await req.future
+        finally:
+            if not req.future.done():
+                req.future.cancel()
+
+    def _kick(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._pending and self._running < UP_BATCHES_IN_FLIGHT:
+            folder = max(self._pending, key=lambda f: len(self._pending[f]))
+            waiting = self._pending[folder]
+            batch: list[SendRequest] = []
+            size = 0
+            while waiting and len(batch) < BATCH_FILES and size < BATCH_BYTES:
+                req = waiting.pop(0)
+                batch.append(req)
+                size += req.size
+            if not waiting:
+                del self._pending[folder]
+            self._running += 1
+            task = asyncio.ensure_future(self._batch(folder, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._running -= 1
+        self._kick()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for batch in self._pending.values():
+            _settle_sends(batch)
+        self._pending.clear()
+        for task in self._tasks:
+            task.cancel()
+
+    async def _batch(self, folder: str, batch: list[SendRequest]) -> None:
+        live = [r for r in batch if not r.future.done()]
+        try:
+            if live and self.usable is not False:
+                await self._send(folder, live)
+        except asyncio.CancelledError:
+            _settle_sends(live)
+            raise
+        except _Unusable as exc:
+            if self.usable is None:
+                log.info("no usable tar on the server (%s); small uploads over SFTP", exc)
+                self.usable = False
+            else:
+                log.debug("a tar upload batch failed (%s); its files over SFTP", exc)
+        except (asyncssh.Error, OSError) as exc:
+            log.debug("tar upload batch failed (%s); its files over SFTP", exc)
+        _settle_sends(live)
+
+    async def _send(self, folder: str, live: list[SendRequest]) -> None:
+        began = time.monotonic()
+        try:
+            archive, digests = await asyncio.to_thread(_archive, live)
+        except OSError as exc:
+            for req in live:
+                if not req.future.done():
+                    req.future.set_exception(exc)
+            return
+        members = [str(i) for i in range(len(live)) if digests[i] is not None]
+        if not members:
+            return  # every file vanished locally: SFTP says so
+        cd = f"cd -- {shlex.quote(folder or '.')}"
+        # One command: a hidden folder beside the targets (same file system: the moves are
+        # renames), the files extracted there, hashed there; its name first, a marker last.
+        first = (
+            f"{cd} && t=$(mktemp -d .longterm-up.XXXXXXXX) && printf '%s\\n' \"$t\" && "
+            f'tar -xf - -C "$t" && cd -- "$t" && md5sum -- {" ".join(members)} && '
+            f"echo {END_MARK}"
+        )
+        result = await self._run_command(first, archive)
+        out = _text(result.stdout).splitlines()
+        if not out or not out[0].startswith(".longterm-up."):
+            raise _Unusable(f"exit {result.exit_status}: {_text(result.stderr).strip()[:120]}")
+        tmp = out[0]
+        cleaned = False
+        try:
+            if out[-1] != END_MARK:
+                raise _Unusable(f"exit {result.exit_status}: {_text(result.stderr).strip()[:120]}")
+            self.usable = True
+            theirs: dict[str, str] = {}
+            for line in out[1:-1]:
+                hexdigest, _, member = line.partition("  ")
+                theirs[member] = hexdigest.lower()
+            moves: list[str] = []
+            placed: list[tuple[int, SendRequest, str]] = []
+            for i, req in enumerate(live):
+                read = digests[i]
+                if read is None or req.future.done():
+                    continue
+                want = req.md5 or read
+                got = theirs.get(str(i))
+                if got != want:
+                    req.future.set_result(
+                        SendResult(
+                            want,
+                            False,
+                            f"md5sum on the server {got}, expected {want}",
+                            mismatch=True,
+                        )
+                    )
+                    continue
+                final = shlex.quote("../" + req.name)
+                side = shlex.quote("../" + req.name + SIDECAR_SUFFIX)
+                moves.append(
+                    f"{{ mv -fT -- {i} {final} && mv -fT -- {i}.s {side}; }} || echo failed {i}"
+                )
+                placed.append((i, req, want))
+            if moves:
+                second = f"{cd} && cd -- {shlex.quote(tmp)} && " + "; ".join(moves)
+                second += f"; cd .. && rm -rf -- {shlex.quote(tmp)}; echo {END_MARK}"
+                done = await self._run_command(second, b"")
+                cleaned = True
+                lines = _text(done.stdout).splitlines()
+                if not lines or lines[-1] != END_MARK:
+                    raise _Unusable(f"moving failed: {_text(done.stderr).strip()[:120]}")
+                failed = {line.split()[-1] for line in lines if line.startswith("failed ")}
+                why = _text(done.stderr).strip().splitlines()
+                for i, req, want in placed:
+                    if str(i) in failed:
+                        reason = why[-1][:200] if why else "mv failed"
+                        req.future.set_result(
+                            SendResult(want, False, f"could not move it into place: {reason}")
+                        )
+                    else:
+                        req.future.set_result(SendResult(want, True))
+        finally:
+            if not cleaned:
+                with contextlib.suppress(asyncssh.Error, OSError):
+                    await self._run_command(f"{cd} && rm -rf -- {shlex.quote(tmp)}", b"")
+            log.debug(
+                "tar upload of %d files to %s: %.2f s",
+                len(live),
+                folder,
+                time.monotonic() - began,
+            )
+
+
+def _archive(live: list[SendRequest]) -> tuple[bytes, list[str | None]]:
+    """Blocking: a tar of the batch's files as ``0``, ``1``, ... and their sidecars as
+    ``0.s``, ..., each with the local mtime; and each file's md5 of the bytes read (None:
+    it could not be read, or its size changed: SFTP reports that)."""
+    buf = io.BytesIO()
+    digests: list[str | None] = []
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for i, req in enumerate(live):
+            try:
+                data = req.local.read_bytes()
+            except OSError:
+                digests.append(None)
+                continue
+            if len(data) != req.size:
+                digests.append(None)
+                continue
+            digest = hashlib.md5(data).hexdigest()
+            digests.append(digest)
+            side = f"{req.md5 or digest}\n".encode()
+            for name, blob in ((str(i), data), (f"{i}.s", side)):
+                info = tarfile.TarInfo(name)
+                info.size = len(blob)
+                info.mtime = req.mtime
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(blob))
+    return buf.getvalue(), digests
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return str(data or "")
+
+
+def _settle_sends(requests: list[SendRequest]) -> None:
     for req in requests:
         if not req.future.done():
             req.future.set_result(None)

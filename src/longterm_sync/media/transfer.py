@@ -371,21 +371,24 @@ async def _from_batch(
     """The first attempt from a batched ``tar`` stream: the bytes and the sidecar that came
     with them, installed exactly as an SFTP download is (partial, fsync, md5, rename).
     None: not delivered whole by a batch (or no md5 in the sidecar), fetch over SFTP."""
-    got = await pool.fetch_small(rpath, video.size)
-    if got is None:
+    if not pool.small_batched(video.size):
         return None
-    data, side = got
-    theirs = parse_md5(side)
-    if theirs is None:
-        return None  # the SFTP path says what is wrong with the sidecar
-    sink = _Sink(partial, 0, threaded=False)
-    sink.put(data)
-    progress.advance(len(data))
-    try:
-        landed = await sink.finish(video.mtime, theirs, final)
-    except OSError as exc:
-        _unlink(partial)
-        raise _local_error(exc, final) from exc
+    async with pool.tar.budget.hold(video.size):  # until it is on the disk
+        got = await pool.fetch_small(rpath, video.size)
+        if got is None:
+            return None
+        data, side = got
+        theirs = parse_md5(side)
+        if theirs is None:
+            return None  # the SFTP path says what is wrong with the sidecar
+        sink = _Sink(partial, 0, threaded=False)
+        sink.put(data)
+        progress.advance(len(data))
+        try:
+            landed = await sink.finish(video.mtime, theirs, final)
+        except OSError as exc:
+            _unlink(partial)
+            raise _local_error(exc, final) from exc
     if landed.stat is None:
         progress.advance(-video.size)
         log.warning(
@@ -564,8 +567,23 @@ async def upload(
     rdir, name = posixpath.split(rpath)
     rpartial = posixpath.join(rdir, partial_name(name))
     why = ""
+    first = 1
+    if verify == "md5" and pool.exec_available is not False:
+        sent = await pool.tar_up.send(local, rpath, info.size, info.mtime, known)
+        if sent is not None:
+            if sent.ok:
+                progress.advance(info.size)
+                return (
+                    FileInfo(info.rel, info.size, info.mtime),
+                    FileInfo(info.rel + SIDECAR_SUFFIX, len(sent.digest) + 1, info.mtime),
+                    sent.digest,
+                )
+            if not sent.mismatch:
+                raise FileFailed(sent.why)
+            log.warning("%s: upload did not verify (%s); retrying once", rpath, sent.why)
+            first = 2  # the batch was the first try
     try:
-        for attempt in (1, 2):
+        for attempt in range(first, 3):
             offset = await _resumable(pool, rpartial, info, verify) if attempt == 1 else 0
             if offset:
                 log.info("resuming upload of %s at %d of %d bytes", rpath, offset, info.size)
