@@ -2,9 +2,10 @@
 
 Over SFTP a small file costs about seven requests (open, reads, close, and the same for its
 sidecar), each Python work on our side; at 40 ms the client's CPU per file, not the link,
-was the limit (bench/README.md, issue 11). Where the media account has a shell (API.md: it
-runs ``md5sum``, ``find``), one ``tar`` command per batch streams the videos and their
-``.md5sum`` files back to back on one channel, parsed here as it arrives.
+was the limit (bench/README.md, issue 11). Where the media account has a shell
+(docs/PROTOCOL.md: it runs ``md5sum``, ``mkdir``, ``mv``), one ``tar`` command per batch
+streams the videos and their ``.md5sum`` files back to back on one channel, parsed here as
+it arrives.
 
 Nothing here trusts the stream more than SFTP's bytes: every file is still written to its
 partial name, fsynced, checked against its sidecar and renamed by :mod:`.transfer`. A member
