@@ -33,9 +33,10 @@ import posixpath
 import shlex
 import tarfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import asyncssh
 
@@ -71,6 +72,7 @@ TAR_COMMAND = (
 option); ``--hard-dereference``: a file linked twice is sent twice, not as a link."""
 
 BLOCK = 512
+R = TypeVar("R", bound="_Queued")
 
 Result = tuple[bytes, bytes] | None
 """A file's bytes and its sidecar's, or None: fetch it over SFTP."""
@@ -87,12 +89,6 @@ class _Request:
     future: asyncio.Future[Result]
     data: bytes | None = None
     sidecar: bytes | None = None
-
-
-@dataclass
-class _Batch:
-    requests: list[_Request] = field(default_factory=list)
-    size: int = 0
 
 
 def member_name(path: str) -> str:
@@ -127,19 +123,20 @@ class Budget:
                 self._cond.notify_all()
 
 
-class TarFetcher:
-    """Batches small-file requests into ``tar`` commands on ``open_process``'s connection.
+class _Queued(Protocol):
+    size: int
+    future: asyncio.Future[Any]
 
-    ``open_process(command)`` starts a command with stdin and stdout as bytes. ``usable``
-    is None until the first batch answers, then whether the account runs GNU tar."""
 
-    def __init__(
-        self, open_process: Callable[[str], Awaitable[asyncssh.SSHClientProcess[bytes]]]
-    ) -> None:
-        self._open = open_process
+class _Scheduler:
+    """When batches start: when one is full, or :data:`BATCH_LINGER` after a first request,
+    but only while fewer than ``in_flight`` run; otherwise requests keep waiting and go out
+    as the next batches when one ends (tiny batches queued behind busy ones would each pay
+    a command's round trips)."""
+
+    def __init__(self, in_flight: int) -> None:
         self.usable: bool | None = None
-        self.budget = Budget(IN_FLIGHT_BYTES)
-        self._pending: list[_Request] = []
+        self._in_flight = in_flight
         self._timer: asyncio.TimerHandle | None = None
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -147,23 +144,13 @@ class TarFetcher:
     def eligible(self, size: int) -> bool:
         return self.usable is not False and 0 < size <= SMALL_FILE
 
-    async def fetch(self, path: str, size: int) -> Result:
-        """The bytes of ``path`` (expected ``size``) and of its sidecar, from a batch.
-
-        Requests wait in one list: a batch starts when it is full, or after
-        :data:`BATCH_LINGER`, but only while fewer than :data:`BATCHES_IN_FLIGHT` run;
-        otherwise the list grows and goes out as the next batches when one ends (tiny
-        batches queued behind busy ones would each pay the command's round trips)."""
-        if not self.eligible(size):
-            return None
-        loop = asyncio.get_running_loop()
-        req = _Request(path, size, loop.create_future())
-        self._pending.append(req)
-        if self._running < BATCHES_IN_FLIGHT:
-            if len(self._pending) >= BATCH_FILES:
+    async def _wait(self, req: _Queued, waiting: int) -> Any:
+        """Arm the batching for a request just queued (``waiting`` beside it) and wait."""
+        if self._running < self._in_flight:
+            if waiting >= BATCH_FILES:
                 self._kick()
             elif self._timer is None:
-                self._timer = loop.call_later(BATCH_LINGER, self._kick)
+                self._timer = asyncio.get_running_loop().call_later(BATCH_LINGER, self._kick)
         try:
             return await req.future
         finally:
@@ -174,56 +161,101 @@ class TarFetcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._pending and self._running < BATCHES_IN_FLIGHT:
-            batch, size = _Batch(), 0
-            while self._pending and len(batch.requests) < BATCH_FILES and size < BATCH_BYTES:
-                req = self._pending.pop(0)
-                batch.requests.append(req)
-                size += req.size
+        while self._running < self._in_flight and (job := self._next()) is not None:
             self._running += 1
-            task = asyncio.ensure_future(self._run(batch))
+            task = asyncio.ensure_future(job)
             self._tasks.add(task)
             task.add_done_callback(self._done)
+
+    def _next(self) -> Coroutine[Any, Any, None] | None:
+        """The next batch's coroutine, or None when nothing waits."""
+        raise NotImplementedError
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._running -= 1
         self._kick()
 
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        _settle(self._pending)
-        self._pending.clear()
-        for task in self._tasks:
-            task.cancel()
-
-    async def _run(self, batch: _Batch) -> None:
-        live = [r for r in batch.requests if not r.future.done()]
-        if not live:
-            return
-        if self.usable is False:
-            _settle(live)
-            return
+    async def _guarded(
+        self, live: list[R], work: Callable[[list[R]], Awaitable[Any]], what: str
+    ) -> Any:
+        """``work(live)``, and whatever it left undone goes over SFTP. A first batch that
+        finds no usable tar says so once and turns batching off for the pool; any other
+        failure costs only its batch (a lost connection is met again by SFTP, which says
+        so)."""
         try:
-            delivered = await self._stream(live)
+            if live and self.usable is not False:
+                return await work(live)
         except asyncio.CancelledError:
             _settle(live)
             raise
         except _Unusable as exc:
             if self.usable is None:
-                log.info("no usable tar on the server (%s); small files over SFTP", exc)
+                log.info("no usable tar on the server (%s); %s over SFTP", exc, what)
                 self.usable = False
             else:
-                log.debug("a tar batch did not parse (%s); its files over SFTP", exc)
+                log.debug("a tar batch of %s failed (%s); over SFTP", what, exc)
         except (asyncssh.Error, OSError) as exc:
-            # The caller's SFTP fallback meets a lost connection again and reports it.
-            log.debug("tar batch failed (%s); its files over SFTP", exc)
-        else:
-            if delivered:
-                self.usable = True
-        _settle(live)
+            log.debug("a tar batch of %s failed (%s); over SFTP", what, exc)
+        finally:
+            _settle(live)
+        return None
+
+    def _close(self, waiting: list[_Queued]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        _settle(waiting)
+        for task in self._tasks:
+            task.cancel()
+
+
+def _take(waiting: list[R]) -> list[R]:
+    """The first requests of ``waiting``, removed from it: one batch's worth."""
+    batch: list[R] = []
+    size = 0
+    while waiting and len(batch) < BATCH_FILES and size < BATCH_BYTES:
+        req = waiting.pop(0)
+        batch.append(req)
+        size += req.size
+    return batch
+
+
+class TarFetcher(_Scheduler):
+    """Batches small-file requests into ``tar`` commands on ``open_process``'s connection.
+
+    ``open_process(command)`` starts a command with stdin and stdout as bytes. ``usable``
+    is None until the first batch answers, then whether the account runs GNU tar."""
+
+    def __init__(
+        self, open_process: Callable[[str], Awaitable[asyncssh.SSHClientProcess[bytes]]]
+    ) -> None:
+        super().__init__(BATCHES_IN_FLIGHT)
+        self._open = open_process
+        self.budget = Budget(IN_FLIGHT_BYTES)
+        self._pending: list[_Request] = []
+
+    async def fetch(self, path: str, size: int) -> Result:
+        """The bytes of ``path`` (expected ``size``) and of its sidecar, from a batch."""
+        if not self.eligible(size):
+            return None
+        req = _Request(path, size, asyncio.get_running_loop().create_future())
+        self._pending.append(req)
+        result: Result = await self._wait(req, len(self._pending))
+        return result
+
+    def _next(self) -> Coroutine[Any, Any, None] | None:
+        return self._run(_take(self._pending)) if self._pending else None
+
+    def close(self) -> None:
+        self._close(list(self._pending))
+        self._pending.clear()
+
+    async def _run(self, batch: list[_Request]) -> None:
+        live = [r for r in batch if not r.future.done()]
+        delivered = await self._guarded(live, self._stream, "small files")
+        if delivered:
+            self.usable = True
 
     async def _stream(self, live: list[_Request]) -> int:
         """Run one ``tar`` for ``live`` and hand out each file as soon as its sidecar is in;
@@ -320,7 +352,7 @@ async def _read_exact(reader: asyncssh.SSHReader[bytes], n: int) -> bytes:
         raise _Unusable("the stream stopped inside a file") from exc
 
 
-def _settle(requests: list[_Request]) -> None:
+def _settle(requests: Sequence[_Queued]) -> None:
     """Whatever a batch did not deliver goes over SFTP."""
     for req in requests:
         if not req.future.done():
@@ -358,18 +390,15 @@ class SendResult:
     mismatch: bool = False
 
 
-class TarSender:
+class TarSender(_Scheduler):
     """Batches small uploads per folder into ``tar -x`` + ``md5sum`` and ``mv`` commands."""
 
     def __init__(
         self, run: Callable[[str, bytes], Awaitable[asyncssh.SSHCompletedProcess]]
     ) -> None:
+        super().__init__(UP_BATCHES_IN_FLIGHT)
         self._run_command = run
-        self.usable: bool | None = None
         self._pending: dict[str, list[SendRequest]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._running = 0
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def eligible(self, size: int) -> bool:
         return self.usable is not False and size <= SMALL_FILE
@@ -377,78 +406,32 @@ class TarSender:
     async def send(
         self, local: Path, rpath: str, size: int, mtime: int, md5: str | None
     ) -> SendResult | None:
-        """Upload ``local`` to ``rpath`` in a batch; None: not done, use SFTP. Requests wait
-        per folder and go out as :meth:`TarFetcher.fetch`'s do."""
+        """Upload ``local`` to ``rpath`` in a batch of its folder; None: not done, use SFTP."""
         if not self.eligible(size):
             return None
-        loop = asyncio.get_running_loop()
         folder, name = posixpath.split(rpath)
-        req = SendRequest(local, name, size, mtime, md5, loop.create_future())
-        batch = self._pending.setdefault(folder, [])
-        batch.append(req)
-        if self._running < UP_BATCHES_IN_FLIGHT:
-            if len(batch) >= BATCH_FILES:
-                self._kick()
-            elif self._timer is None:
-                self._timer = loop.call_later(BATCH_LINGER, self._kick)
-        try:
-            return await req.future
-        finally:
-            if not req.future.done():
-                req.future.cancel()
+        req = SendRequest(local, name, size, mtime, md5, asyncio.get_running_loop().create_future())
+        waiting = self._pending.setdefault(folder, [])
+        waiting.append(req)
+        result: SendResult | None = await self._wait(req, len(waiting))
+        return result
 
-    def _kick(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        while self._pending and self._running < UP_BATCHES_IN_FLIGHT:
-            folder = max(self._pending, key=lambda f: len(self._pending[f]))
-            waiting = self._pending[folder]
-            batch: list[SendRequest] = []
-            size = 0
-            while waiting and len(batch) < BATCH_FILES and size < BATCH_BYTES:
-                req = waiting.pop(0)
-                batch.append(req)
-                size += req.size
-            if not waiting:
-                del self._pending[folder]
-            self._running += 1
-            task = asyncio.ensure_future(self._batch(folder, batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._running -= 1
-        self._kick()
+    def _next(self) -> Coroutine[Any, Any, None] | None:
+        if not self._pending:
+            return None
+        folder = max(self._pending, key=lambda f: len(self._pending[f]))
+        batch = _take(self._pending[folder])
+        if not self._pending[folder]:
+            del self._pending[folder]
+        return self._batch(folder, batch)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for batch in self._pending.values():
-            _settle_sends(batch)
+        self._close([req for waiting in self._pending.values() for req in waiting])
         self._pending.clear()
-        for task in self._tasks:
-            task.cancel()
 
     async def _batch(self, folder: str, batch: list[SendRequest]) -> None:
         live = [r for r in batch if not r.future.done()]
-        try:
-            if live and self.usable is not False:
-                await self._send(folder, live)
-        except asyncio.CancelledError:
-            _settle_sends(live)
-            raise
-        except _Unusable as exc:
-            if self.usable is None:
-                log.info("no usable tar on the server (%s); small uploads over SFTP", exc)
-                self.usable = False
-            else:
-                log.debug("a tar upload batch failed (%s); its files over SFTP", exc)
-        except (asyncssh.Error, OSError) as exc:
-            log.debug("tar upload batch failed (%s); its files over SFTP", exc)
-        _settle_sends(live)
+        await self._guarded(live, lambda todo: self._send(folder, todo), "small uploads")
 
     async def _send(self, folder: str, live: list[SendRequest]) -> None:
         began = time.monotonic()
@@ -570,9 +553,3 @@ def _text(data: object) -> str:
     if isinstance(data, bytes):
         return data.decode("utf-8", "replace")
     return str(data or "")
-
-
-def _settle_sends(requests: list[SendRequest]) -> None:
-    for req in requests:
-        if not req.future.done():
-            req.future.set_result(None)
