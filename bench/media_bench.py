@@ -110,11 +110,17 @@ def _ssh_command(info: SshdInfo) -> list[str]:
     ]  # fmt: skip
 
 
-def _timed(fn: Callable[..., object], *args: object) -> float:
+def _timed(fn: Callable[..., object], *args: object) -> tuple[float, float]:
+    """Wall seconds and the client's CPU seconds (this process and the children it waited
+    for: our helper process, rsync and ssh, sftp; not sshd, not the delay proxy)."""
     os.sync()  # no step pays for an earlier one's dirty pages
+    before = os.times()
     start = time.perf_counter()
     fn(*args)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = os.times()
+    cpu = sum(b - a for a, b in zip(before[:4], after[:4], strict=True))
+    return wall, cpu
 
 
 def disk_rate(folder: Path, size: int = 1024 * MB) -> float:
@@ -234,11 +240,12 @@ class Bench:
         _make_files(served, ds)
         rows: dict[str, Row] = {}
 
-        def record(scenario: str, tool: str, seconds: float) -> None:
+        def record(scenario: str, tool: str, timing: tuple[float, float]) -> None:
+            seconds, cpu = timing
             row = rows.setdefault(scenario, Row(f"{ds.name} {scenario}", {}))
             row.seconds[tool] = min(seconds, row.seconds.get(tool, seconds))
-            print(f"  {ds.name:5} {scenario:22} {tool:11} {seconds:7.2f} s   load {_load()}",
-                  flush=True)  # fmt: skip
+            print(f"  {ds.name:5} {scenario:22} {tool:11} {seconds:7.2f} s   client cpu "
+                  f"{cpu:6.2f} s   load {_load()}", flush=True)  # fmt: skip
 
         for _ in range(repeat):
             for tool in tools:
