@@ -363,6 +363,8 @@ def test_pool_repr_and_limits(tmp_path: Path) -> None:
         limits = Limits(sftp_connections=2, sftp_transfers=1)
         seen: list[str] = []
         async with SftpPool(endpoint_profile(ep), limits) as pool:
+            seen.append(repr(pool))  # the second connection opens in the background
+            await pool.opened()
             seen.append(repr(pool))
             async with pool.transfer(), pool.transfer():
                 waiter = asyncio.ensure_future(pool.transfer().__aenter__())
@@ -373,8 +375,9 @@ def test_pool_repr_and_limits(tmp_path: Path) -> None:
         return seen
 
     seen = with_sandbox(tmp_path, body)
-    assert seen[0].endswith("2 connections, 0 active, 0 queued)")
-    assert seen[1].endswith("2 connections, 2 active, 1 queued)")
+    assert seen[0].endswith("1 connections, 0 active, 0 queued)")
+    assert seen[1].endswith("2 connections, 0 active, 0 queued)")
+    assert seen[2].endswith("2 connections, 2 active, 1 queued)")
 
 
 def test_interrupted_upload_resumes_and_is_verified_by_md5sum(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ def test_sftp_pool_connections_use_the_window(openssh_server: SshdInfo) -> None:
 
     async def body() -> list[int]:
         async with SftpPool(endpoint_profile(openssh_server), limits) as pool:
+            await pool.opened()
             conns = [slot.conn for slot in pool._slots]
             windows = []
             for conn in conns:

@@ -265,6 +265,7 @@ class SftpPool:
         self.tar = TarFetcher(self._open_process)
         self.tar_up = TarSender(self._run_input)
         self._turn = 0
+        self._more: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         active = sum(s.active + s.small for s in self._slots)
@@ -277,12 +278,26 @@ class SftpPool:
         try:
             # The first connection alone: a host key question is asked once, not N times.
             self._slots.append(await self._open())
-            extra = [self._open() for _ in range(self.connections - 1)]
-            self._slots.extend(await asyncio.gather(*extra))
         except BaseException:
             await self.close()
             raise
+        if self.connections > 1:
+            # The others while the trees are listed and compared over the first: a run with
+            # nothing to send does not wait for them (at 40 ms a login is 5 round trips).
+            self._more = asyncio.ensure_future(self._open_more(self.connections - 1))
         return self
+
+    async def _open_more(self, n: int) -> None:
+        opened = await asyncio.gather(*(self._open() for _ in range(n)), return_exceptions=True)
+        self._slots.extend(slot for slot in opened if isinstance(slot, _Slot))
+        for result in opened:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def opened(self) -> None:
+        """Wait until every connection is open; raises what opening one raised."""
+        if self._more is not None:
+            await self._more
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
@@ -301,6 +316,10 @@ class SftpPool:
         return _Slot(conn, sftp)
 
     async def close(self) -> None:
+        if self._more is not None:
+            if not self._more.done():
+                self._more.cancel()
+            await asyncio.gather(self._more, return_exceptions=True)
         self.tar.close()
         self.tar_up.close()
         if self._md5_timer is not None:
@@ -334,6 +353,7 @@ class SftpPool:
         bandwidth, bounds it, and its buffers are tiny, so such files get their own, larger
         allowance (:meth:`Limits.small_allowance`) instead of holding a large-file slot.
         """
+        await self.opened()
         small = size is not None and size <= SMALL_FILE
         cap = self.limits.small_allowance() if small else self.limits.sftp_transfers
 
@@ -440,6 +460,7 @@ class SftpPool:
     async def _run_input(self, command: str, data: bytes) -> asyncssh.SSHCompletedProcess:
         """A command fed ``data`` on stdin, connections taken in turn (each channel has its
         own window at the server: several batches at once add up)."""
+        await self.opened()
         self._turn += 1
         conn = self._slots[self._turn % len(self._slots)].conn
         return await conn.run(command, input=data, check=False, encoding=None)
