@@ -435,13 +435,7 @@ class TarSender(_Scheduler):
 
     async def _send(self, folder: str, live: list[SendRequest]) -> None:
         began = time.monotonic()
-        try:
-            archive, digests = await asyncio.to_thread(_archive, live)
-        except OSError as exc:
-            for req in live:
-                if not req.future.done():
-                    req.future.set_exception(exc)
-            return
+        archive, digests = await asyncio.to_thread(_archive, live)
         members = [str(i) for i in range(len(live)) if digests[i] is not None]
         if not members:
             return  # every file vanished locally: SFTP says so
@@ -502,6 +496,8 @@ class TarSender(_Scheduler):
                 failed = {line.split()[-1] for line in lines if line.startswith("failed ")}
                 why = _text(done.stderr).strip().splitlines()
                 for i, req, want in placed:
+                    if req.future.done():  # its upload was cancelled meanwhile
+                        continue
                     if str(i) in failed:
                         reason = why[-1][:200] if why else "mv failed"
                         req.future.set_result(
