@@ -326,3 +326,22 @@ def test_cached_points_cost_no_encodes() -> None:
     assert step is not None and 40 < step[1] < 45 and search.encodes == 0
     search.add(Probe(0, step[1], 60.2))
     assert search.reached and search.encodes == 1
+
+
+def test_a_rung_where_no_crf_lands_hands_over_to_a_finer_rung() -> None:
+    """The bench's medium scene 3 at 60: at 1/4 detail x264 jumps from 62.1 to 57.3 VMAF
+    between CRF 49.4 and 49.5; a finer rung has a smooth stretch through the target."""
+
+    def vmaf(rung: int, crf: float) -> float:
+        if rung == len(RUNG_FACTORS) - 1:
+            return 69.4 if crf <= 49.1 else 62.1 if crf <= 49.4 else 57.3 if crf <= 49.5 else 54.0
+        base, per_crf = [(85.5, 1.5), (70.0, 2.0), (59.05, 2.5), (57.3, 2.7)][rung]
+        return min(97.0, base + (CRF_MAX - crf) * per_crf)
+
+    search = CrfSearch(60, tolerance=1.0)
+    search.add(Probe(0, 46.0, 93.3, reused=True))  # what target 40 left in the cache
+    search.add(Probe(len(RUNG_FACTORS) - 1, CRF_MAX, 54.0, reused=True))
+    while (step := search.next_probe()) is not None:
+        search.add(Probe(step[0], step[1], vmaf(*step)))
+    assert search.reached, (search.reason, search.probes)
+    assert search.best is not None and search.best.rung == len(RUNG_FACTORS) - 2

@@ -165,6 +165,16 @@ class CrfSearch:
                 self._visited.add(self.rung)
                 self.rung -= 1
                 continue
+            if step == "bracket" and self.encodes < self.max_probes:
+                # no CRF step lands on this rung (near x264's top quantizer a lower rung
+                # jumps 5-7 VMAF per 0.1 CRF): a neighbouring rung, finer first, has other
+                # values around the target
+                near = [r for r in (self.rung - 1, self.rung + 1) if 0 <= r < self.rungs]
+                fresh = [r for r in near if r not in self._visited and r != self.rung]
+                if fresh:
+                    self._visited.add(self.rung)
+                    self.rung = fresh[0]
+                    continue
             self.reason = self._why(step)
             return None
 
