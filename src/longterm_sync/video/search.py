@@ -22,6 +22,7 @@ DEFAULT_SLOPE = 0.1  # rise of log(100.5 - VMAF) per CRF unit when only one poin
 RUNG_FACTORS = (1.0, 2 / 3, 1 / 2, 1 / 3, 1 / 4)
 MAX_PROBES = 12
 EXTREME_MARGIN = 2.0  # CRF units beyond 51 the slope must call for before the extreme probe
+JUMP_WIDTH = 1.0  # a bracket this narrow moving more than the window per CRF step: a jump
 MIN_STEP_PER_VMAF = 1.0  # CRF units per VMAF point of distance, on a lower rung going down
 
 
@@ -200,6 +201,9 @@ class CrfSearch:
             b = min(below, key=lambda p: p.crf)
             if b.crf <= a.crf:  # not monotonic (noise): settle for the closest
                 return "bracket"
+            steps = (b.crf - a.crf) / CRF_STEP
+            if b.crf - a.crf <= JUMP_WIDTH and (a.vmaf - b.vmaf) / steps > 2 * self.tolerance:
+                return "bracket"  # a jump, not a slope: CRF steps here skip the window
             share = (goal - _y(a.vmaf)) / (_y(b.vmaf) - _y(a.vmaf))
             crf = _snap(a.crf + share * (b.crf - a.crf))
             if crf <= a.crf:
