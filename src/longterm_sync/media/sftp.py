@@ -263,7 +263,7 @@ class SftpPool:
         self._md5_tasks: set[asyncio.Task[None]] = set()
         self._md5_timer: asyncio.TimerHandle | None = None
         self.tar = TarFetcher(self._open_process)
-        self.tar_up = TarSender(self._run_input)
+        self.tar_up = TarSender(self._run_input, self.replace, self._rmdir)
         self._turn = 0
         self._more: asyncio.Future[None] | None = None
 
@@ -456,6 +456,19 @@ class SftpPool:
         """A command on the least busy connection, stdin and stdout as bytes streams."""
         conn = min(self._slots, key=lambda s: s.active + s.small).conn
         return await conn.create_process(command, encoding=None)
+
+    async def replace(self, src: str, dst: str) -> None:
+        """Rename over an existing file (OpenSSH's posix-rename, else remove + rename)."""
+        sftp = self.sftp
+        try:
+            await sftp.posix_rename(src, dst)
+        except asyncssh.SFTPOpUnsupported:
+            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+                await sftp.remove(dst)
+            await sftp.rename(src, dst)
+
+    async def _rmdir(self, path: str) -> None:
+        await self.sftp.rmdir(path)
 
     async def _run_input(self, command: str, data: bytes) -> asyncssh.SSHCompletedProcess:
         """A command fed ``data`` on stdin, connections taken in turn (each channel has its

@@ -538,16 +538,6 @@ async def _resumable(pool: SftpPool, rpartial: str, info: FileInfo, verify: str)
     return size if 0 < size <= info.size else 0
 
 
-async def replace_remote(sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
-    """Rename over an existing file (OpenSSH's posix-rename, else remove + rename)."""
-    try:
-        await sftp.posix_rename(src, dst)
-    except asyncssh.SFTPOpUnsupported:
-        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
-            await sftp.remove(dst)
-        await sftp.rename(src, dst)
-
-
 async def upload(
     pool: SftpPool,
     local: Path,
@@ -622,13 +612,13 @@ async def upload(
                 f"upload did not verify twice ({why}); the server copy was left as it was"
             )
         sftp = pool.sftp
-        await replace_remote(sftp, rpartial, rpath)
+        await pool.replace(rpartial, rpath)
         side_partial = posixpath.join(rdir, partial_name(name + SIDECAR_SUFFIX))
         side_data = f"{digest}\n".encode()
         async with sftp.open(side_partial, "wb") as fh:
             await fh.write(side_data, 0)
             await fh.utime((info.mtime, info.mtime))
-        await replace_remote(sftp, side_partial, rpath + SIDECAR_SUFFIX)
+        await pool.replace(side_partial, rpath + SIDECAR_SUFFIX)
     except CONNECTION_LOST as exc:
         raise connection_lost(pool.profile, exc) from exc
     except asyncssh.SFTPError as exc:
