@@ -479,23 +479,18 @@ class TarSender(_Scheduler):
                 hexdigest, _, member = line.partition("  ")
                 theirs[member] = hexdigest.lower()
             placed: list[tuple[int, SendRequest, str]] = []
+            results: list[tuple[SendRequest, SendResult]] = []
             for i, req in enumerate(live):
                 read = digests[i]
                 if read is None or req.future.done():
                     continue
                 want = req.md5 or read
                 got = theirs.get(str(i))
-                if got != want:
-                    req.future.set_result(
-                        SendResult(
-                            want,
-                            False,
-                            f"md5sum on the server {got}, expected {want}",
-                            mismatch=True,
-                        )
-                    )
-                    continue
-                placed.append((i, req, want))
+                if got == want:
+                    placed.append((i, req, want))
+                else:
+                    why = f"md5sum on the server {got}, expected {want}"
+                    results.append((req, SendResult(want, False, why, mismatch=True)))
             # The moves over SFTP, all at once: a rename each in sshd's own sftp-server, where
             # an mv per file was a process start each on the server (seconds per batch on a
             # loaded machine). Video before sidecar, as over SFTP.
@@ -504,18 +499,20 @@ class TarSender(_Scheduler):
                 *(self._place(posixpath.join(here, str(i)), folder, req) for i, req, _ in placed)
             )
             for (_, req, want), why in zip(placed, moved, strict=True):
-                if req.future.done():  # its upload was cancelled meanwhile
-                    continue
-                if why:
-                    req.future.set_result(
-                        SendResult(want, False, f"could not move it into place: {why}")
-                    )
-                else:
-                    req.future.set_result(SendResult(want, True))
-            if not any(moved):
+                failed = f"could not move it into place: {why}" if why else ""
+                results.append((req, SendResult(want, not why, failed)))
+            # The hidden folder goes before any file is answered: once the last answer is in,
+            # the caller may close the connection.
+            if len(placed) == len(members) and not any(moved):
                 with contextlib.suppress(asyncssh.SFTPError):
                     await self._rmdir(here)
                     cleaned = True
+            if not cleaned:
+                await self._run_command(f"{cd} && rm -rf -- {shlex.quote(tmp)}", b"")
+                cleaned = True
+            for req, outcome in results:
+                if not req.future.done():  # else its upload was cancelled meanwhile
+                    req.future.set_result(outcome)
         finally:
             if not cleaned:
                 with contextlib.suppress(asyncssh.Error, OSError):
