@@ -47,9 +47,14 @@ def test_download_schedule_video_mode_mirrors_and_prints_md5_list(
 def test_download_schedule_video_mode_unknown_host_is_one_line(
     openssh_server: SshdInfo, tmp_path: Path
 ) -> None:
+    # Its own empty media folder: the shared sshd's root holds other tests' leftovers (a
+    # video without its sidecar fails the download and the exit status with it).
+    media = openssh_server.media_root / "unknown-host"
+    media.mkdir()
     config = write_sshd_profile(openssh_server, tmp_path / "config.toml")
     empty = tmp_path / "known_hosts"
-    config.write_text(config.read_text().replace(str(openssh_server.known_hosts), str(empty)))
+    text = config.read_text().replace(str(openssh_server.known_hosts), str(empty))
+    config.write_text(text.replace(openssh_server.media_dir, str(media)))
     args = ["download-schedule", "--config", str(config), "--server", "sshd", "--mode=video",
             f"--video_path={tmp_path / 'v'}"]  # fmt: skip
     refused = run_cli(args)
