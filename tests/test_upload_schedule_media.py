@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,14 +108,11 @@ def test_real_sshd_end_to_end_and_unchanged_rerun(
     assert "SSHD1" in stored_ids(platform)
     assert "2 videos uploaded" in first.out
 
-    started = time.monotonic()
     again = cli(config, "mixed", work, "--json")
-    elapsed = time.monotonic() - started
     assert again.code == 0, again.err
     counts = json.loads(again.out)["counts"]
     assert counts.get("videos skipped (unchanged)") == 2, counts
     assert "videos uploaded" not in counts and counts["schedules already up to date"] == 1
-    assert elapsed < 5, f"an unchanged re-run took {elapsed:.1f} s"
 
 
 @pytest.mark.sshd
