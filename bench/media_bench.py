@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,17 +109,89 @@ def _ssh_command(info: SshdInfo) -> list[str]:
     ]  # fmt: skip
 
 
-def _timed(fn: Callable[..., object], *args: object) -> tuple[float, float]:
-    """Wall seconds and the client's CPU seconds (this process and the children it waited
-    for: our helper process, rsync and ssh, sftp; not sshd, not the delay proxy)."""
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float  # this process and the children it waited for
+    rss_mb: float  # peak resident memory of this process and its descendants together
+    base_mb: float  # this process's own before the step (the bench's data, not the tool's)
+
+
+_SAMPLER = """\
+import os, select, sys
+from pathlib import Path
+
+def rss_kib(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+def tree_kib(root, me):
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid != me:
+            total += rss_kib(pid)
+            todo.extend(children.get(pid, ()))
+    return total
+
+root, me, peak = int(sys.argv[1]), os.getpid(), 0
+print(rss_kib(root), flush=True)
+while not select.select([sys.stdin], [], [], 0.05)[0]:
+    peak = max(peak, tree_kib(root, me))
+print(peak, flush=True)
+"""
+
+
+class _PeakSampler:
+    """The client's peak memory while a step runs: this process and every process under it
+    (our helper processes, rsync and its ssh, sftp and its ssh; not sshd, not the delay
+    proxy), sampled every 50 ms from a process of its own. A thread here was tried first:
+    its reads of /proc contended with the event loop for the GIL and made our small-file
+    download take 1.5x as long."""
+
+    def __enter__(self) -> _PeakSampler:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _SAMPLER, str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self._proc.stdout is not None
+        self.base = int(self._proc.stdout.readline())
+        self.peak = self.base
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.close()
+        self.peak = max(self.peak, int(self._proc.stdout.readline() or 0))
+        self._proc.wait()
+
+
+def _timed(fn: Callable[..., object], *args: object) -> Timing:
+    """Wall seconds, the client's CPU seconds (this process and the children it waited
+    for: our helper process, rsync and ssh, sftp; not sshd, not the delay proxy) and its
+    peak memory."""
     os.sync()  # no step pays for an earlier one's dirty pages
-    before = os.times()
-    start = time.perf_counter()
-    fn(*args)
-    wall = time.perf_counter() - start
-    after = os.times()
+    with _PeakSampler() as sampler:
+        before = os.times()
+        start = time.perf_counter()
+        fn(*args)
+        wall = time.perf_counter() - start
+        after = os.times()
     cpu = sum(b - a for a, b in zip(before[:4], after[:4], strict=True))
-    return wall, cpu
+    return Timing(wall, cpu, sampler.peak / 1024, sampler.base / 1024)
 
 
 def disk_rate(folder: Path, size: int = 1024 * MB) -> float:
@@ -238,27 +309,44 @@ class Bench:
         (other processes on a shared machine only ever make a run slower)."""
         served = self.work / "server" / ds.name
         _make_files(served, ds)
+        settle()
         rows: dict[str, Row] = {}
 
-        def record(scenario: str, tool: str, timing: tuple[float, float]) -> None:
-            seconds, cpu = timing
+        def record(scenario: str, tool: str, timing: Timing) -> None:
+            seconds = timing.wall
             row = rows.setdefault(scenario, Row(f"{ds.name} {scenario}", {}))
             row.seconds[tool] = min(seconds, row.seconds.get(tool, seconds))
             print(f"  {ds.name:5} {scenario:22} {tool:11} {seconds:7.2f} s   client cpu "
-                  f"{cpu:6.2f} s   load {_load()}", flush=True)  # fmt: skip
+                  f"{timing.cpu:6.2f} s   peak rss {timing.rss_mb:5.0f} MB (bench "
+                  f"{timing.base_mb:3.0f})   load {_load()}", flush=True)  # fmt: skip
 
         for _ in range(repeat):
             for tool in tools:
                 local = self.work / f"local-{tool}"
                 up = self.info.media_root.parent / f"up-{tool}-{ds.name}"
                 for path in (local, up):
-                    shutil.rmtree(path, ignore_errors=True)
+                    self.discard(path)
                 for scenario, fn, args in self.steps(tool, served, local, up):
                     record(scenario, tool, _timed(fn, *args))
                 for path in (local, up):
-                    shutil.rmtree(path, ignore_errors=True)
-        shutil.rmtree(served, ignore_errors=True)
+                    self.discard(path)
+        self.discard(served)
         return list(rows.values())
+
+    def discard(self, path: Path) -> None:
+        """Put a tree out of the way, deleted only when the run ends (:func:`settle`).
+
+        Deleting thousands of files just before a step slows the step down on ext4 without
+        a journal (this VM's disk): for a minute after a deletion (five while the inode
+        table is dirty) the kernel skips every recently freed inode when it allocates one,
+        each skip a buffer lookup (perf: ``recently_deleted`` and ``find_get_block_common``,
+        a third of the CPU). Measured: the same 2000-file download took 5.4 s with no
+        deletion before it and 9-12 s a few seconds after 10,000 files were deleted, for
+        whichever tool came next."""
+        if path.exists():
+            trash = self.work / "trash"
+            trash.mkdir(exist_ok=True)
+            path.rename(trash / f"{len(list(trash.iterdir()))}-{path.name}")
 
 
 def render(rows: list[Row]) -> list[str]:
@@ -349,6 +437,39 @@ def run_media_bench(
     sshd; return the rows."""
     tools = tools or (WAN_TOOLS if rtt_ms else ALL_TOOLS)
     limits = limits or Limits()
+    try:
+        return _run_media_bench(quick, tools, limits, workdir, repeat, rtt_ms, small_sftp, sets)
+    finally:
+        # the whole tree (trash included) is gone now: the next run's steps wait (settle)
+        DELETED_MARK.write_text(str(time.time()))
+
+
+DELETED_MARK = Path(tempfile.gettempdir()) / "media-bench-deleted-at"
+"""When a bench run last deleted its files (wall clock), for the next one's settle()."""
+SETTLE_SECONDS = 65.0
+"""ext4 without a journal skips inodes freed in the last 60 s (after a sync) when it
+allocates one: see Bench.discard."""
+
+
+def settle() -> None:
+    """Wait until the files an earlier run deleted no longer slow the allocation of new ones
+    (Bench.discard): everything synced, then a minute after that deletion."""
+    os.sync()
+    try:
+        since = time.time() - float(DELETED_MARK.read_text())
+    except (OSError, ValueError):
+        return
+    if 0 <= since < SETTLE_SECONDS:
+        wait = SETTLE_SECONDS - since
+        print(f"  (waiting {wait:.0f} s: files deleted {since:.0f} s ago still slow down "
+              "ext4's inode allocation without a journal)", flush=True)  # fmt: skip
+        time.sleep(wait)
+
+
+def _run_media_bench(
+    quick: bool, tools: list[str], limits: Limits, workdir: Path | None, repeat: int,
+    rtt_ms: float, small_sftp: bool | None, sets: tuple[str, ...],
+) -> list[Row]:  # fmt: skip
     with (
         tempfile.TemporaryDirectory(prefix="media-bench-", dir=workdir) as tmp,
         contextlib.ExitStack() as stack,
