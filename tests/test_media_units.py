@@ -166,3 +166,15 @@ def test_connections_and_files_in_flight_follow_the_ssh_window() -> None:
     assert narrow.small_allowance() == 4 * narrow.sftp_transfers
     assert narrow.upload_connections() == 1
     assert Limits(ssh_window=2 << 20, sftp_connections=3).upload_connections() == 3
+
+
+def test_an_upload_keeps_only_what_the_server_window_can_take_in_flight() -> None:
+    """Each uploading file keeps two of OpenSSH's 2 MiB windows of writes in flight, not
+    ``sftp_max_requests`` (128 x 255 KiB = 32 MiB per file, 823 MB for an upload of 8 x 256
+    MiB at 40 ms); a smaller sftp_max_requests still bounds it."""
+    from longterm_sync.config import Limits
+
+    block = 261120
+    assert Limits().upload_depth(block) == 16  # 16 x 255 KiB: just under 4 MiB
+    assert Limits(sftp_max_requests=4).upload_depth(block) == 4
+    assert Limits().upload_depth(8 << 20) == 1  # a block above the allowance: one at a time

@@ -88,6 +88,10 @@ SMALL_MAX = 256
 SERVER_WINDOW = 2 << 20
 """OpenSSH's receive window for a session channel (fixed at 2 MiB, not tunable by a client):
 on one connection an upload moves at most this much per round trip (50 MB/s at 40 ms)."""
+UPLOAD_IN_FLIGHT = 2 * SERVER_WINDOW
+"""Bytes of writes one uploading file keeps in flight (at most ``sftp_max_requests``). The
+server takes at most its window per connection per round trip; more only waits in our send
+buffer: with 128 writes of 255 KiB per file, an upload of 8 x 256 MiB at 40 ms held 823 MB."""
 MAX_UPLOAD_CONNECTIONS = 4
 """Each upload connection is one more sshd process and login on the server."""
 
@@ -143,12 +147,13 @@ class Limits:
     encrypted stream; in one Python process the event loop, not the socket, is the limit."""
 
     sftp_transfers: int = 4
-    """Large files in flight per SSH connection. Each may ask for ``sftp_max_requests *
-    block size`` (about 32 MiB at the defaults), but no more than ``ssh_window`` is in
-    flight per connection whatever this is. Files of at most 1 MiB are latency-bound and
-    have their own allowance: as many as fit in ``ssh_window`` at once (64 files of 256 KiB
-    at 16 MiB), never fewer than 4 x this, so a long round trip is covered by files in
-    flight instead of paid per file."""
+    """Large files in flight per SSH connection. A download may ask for ``sftp_max_requests
+    * block size`` per file (about 32 MiB at the defaults), but no more than ``ssh_window``
+    is in flight per connection whatever this is; an upload keeps :data:`UPLOAD_IN_FLIGHT`
+    (4 MiB) of writes per file, on ``upload_connections()`` connections. Files of at most
+    1 MiB are latency-bound and have their own allowance: as many as fit in ``ssh_window``
+    at once (64 files of 256 KiB at 16 MiB), never fewer than 4 x this, so a long round
+    trip is covered by files in flight instead of paid per file."""
 
     sftp_block_size: int = 0
     """SFTP read/write block size in bytes; 0 keeps asyncssh's default (OpenSSH's maximum
@@ -200,6 +205,11 @@ class Limits:
         so a long round trip is covered by files in flight rather than paid file after file."""
         by_window = self.ssh_window // SMALL_NOMINAL
         return max(self.sftp_transfers * SMALL_FACTOR, min(SMALL_MAX, by_window))
+
+    def upload_depth(self, block: int) -> int:
+        """Writes in flight per uploading file: :data:`UPLOAD_IN_FLIGHT` in ``block``-sized
+        writes, within ``sftp_max_requests``."""
+        return max(1, min(self.sftp_max_requests, UPLOAD_IN_FLIGHT // max(block, 1)))
 
     def upload_connections(self) -> int:
         """Connections for an upload: enough that the server's windows add up to the

@@ -587,7 +587,7 @@ async def upload(
                     rpartial,
                     info,
                     pool.block_size,
-                    pool.limits.sftp_max_requests,
+                    pool.limits.upload_depth(pool.block_size),
                     progress,
                     offset,
                     hasher,
