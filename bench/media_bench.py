@@ -158,9 +158,8 @@ print(peak, flush=True)
 class _PeakSampler:
     """The client's peak memory while a step runs: this process and every process under it
     (our helper processes, rsync and its ssh, sftp and its ssh; not sshd, not the delay
-    proxy), sampled every 50 ms from a process of its own. A thread here was tried first:
-    its reads of /proc contended with the event loop for the GIL and made our small-file
-    download take 1.5x as long."""
+    proxy), sampled every 50 ms from a process of its own: a thread here would share the
+    GIL with the event loop being measured."""
 
     def __enter__(self) -> _PeakSampler:
         self._proc = subprocess.Popen(
