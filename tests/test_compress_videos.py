@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from clitools import REPO, run_cli
+from longterm_sync.atomic import PARTIAL_SUFFIX
 from longterm_sync.events import Event, ItemDone, ItemFailed, Planned, RecordingReporter
 from longterm_sync.pipelines.compress import CompressOptions, ProbeDone, run_compress_videos
 from longterm_sync.video.compress import SearchSettings
@@ -189,7 +190,10 @@ def test_bad_input_is_one_line_and_leaves_nothing(
 
 
 def test_ctrl_c_leaves_no_output_and_no_ffmpeg(clip: Path, tmp_path: Path) -> None:
-    inputs = _inputs(tmp_path / "in", clip, ["70_clip.mp4"])
+    # Six files at two jobs: one clip takes well under a second here, so with a single input
+    # the Ctrl-C raced the end of the run (CI saw it arrive after the last file was written).
+    names = [f"70_clip{i}.mp4" for i in range(6)]
+    inputs = _inputs(tmp_path / "in", clip, names)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKEN_", "LONGTERM_"))}
     proc = subprocess.Popen(
@@ -199,30 +203,42 @@ def test_ctrl_c_leaves_no_output_and_no_ffmpeg(clip: Path, tmp_path: Path) -> No
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     assert proc.stderr is not None
-    for line in proc.stderr:  # wait until the search has started (ffmpeg children running)
+    for line in proc.stderr:  # wait until the search has started
         if b": scene " in line:
             break
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while not _processes_mentioning(str(inputs), "ffmpeg"):  # an ffmpeg child is at work
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
     assert b"Traceback" not in err
-    assert [p.name for p in out.iterdir() if not p.name.startswith(".lock")] == []
+    assert err.decode().strip().endswith("interrupted"), err.decode()
+    # a file finished before the Ctrl-C stays, whole; nothing half-written is left
+    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    done = sorted({n.split(".")[0] for n in visible})
+    assert visible == sorted(f"{d}{ext}" for d in done for ext in (".json", ".mp4", ".source.mp4"))
+    assert len(done) < len(names)
+    assert [p for p in out.rglob("*") if p.name.endswith(PARTIAL_SUFFIX)] == []
     time.sleep(0.5)
     assert not _processes_mentioning(str(tmp_path))
 
 
-def _processes_mentioning(text: str) -> list[int]:
+def _processes_mentioning(text: str, program: str = "") -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if text in cmdline and "pytest" not in cmdline:
-            found.append(int(entry.name))
+        cmdline = b" ".join(argv).decode()
+        # (not "pytest" in cmdline: every path under tmp_path has it, the check never failed)
+        pid = int(entry.name)
+        if text in cmdline and pid != os.getpid() and program in Path(argv[0].decode()).name:
+            found.append(pid)
     return found
 
 

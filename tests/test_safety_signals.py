@@ -115,3 +115,23 @@ def test_closed_stdout_after_head(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )  # fmt: skip
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_ctrl_c_outside_the_command_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C landing while flags are parsed, or after the command returned but before the
+    signal handlers are restored (CI saw it: compress_videos had just finished), is still one
+    line and 130, not a traceback."""
+    from longterm_sync import cli
+
+    def interrupted(argv: list[str], script: str | None) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_main", interrupted)
+    try:
+        code = cli.main(["download-results"])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+    assert code == 130
+    assert capsys.readouterr().err == "longterm: interrupted\n"

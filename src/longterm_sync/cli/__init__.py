@@ -101,9 +101,12 @@ def main(argv: Sequence[str] | None = None, *, script: str | None = None) -> int
     try:
         with terminate_as_interrupt():
             return _main(argv, script)
-    except Terminated as exc:  # before a command ran (while parsing flags)
+    except Terminated as exc:  # before a command ran (while parsing flags) or after it ended
         print(f"{script or 'longterm'}: terminated by {exc.name}", file=sys.stderr)
         return exc.exit_status
+    except KeyboardInterrupt:  # Ctrl-C in the same windows: still one line, never a traceback
+        print(f"{script or 'longterm'}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # --help into a closed pipe
         return quiet_broken_pipe()
 
